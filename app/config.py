@@ -1,0 +1,90 @@
+"""Settings read from LIMS_* environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SUPPORTED_LANGUAGES = ("zh_CN", "en")
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Every value can be set as `LIMS_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="LIMS_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./var"))
+    database_url: str | None = None
+    secret_key: str | None = None
+    timezone: str = "Asia/Shanghai"
+    language: str = "zh_CN"
+    audit_key_file: Path | None = None
+    session_idle_minutes: int = 30
+    login_max_failures: int = 5
+    login_lock_minutes: int = 15
+    due_soon_days: int = 30
+    page_size: int = 50
+    max_upload_mb: int = 50
+    cookie_secure: bool = False
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if value not in SUPPORTED_LANGUAGES:
+            raise ValueError(f"LIMS_LANGUAGE must be one of {SUPPORTED_LANGUAGES}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises on an unknown zone
+        return value
+
+    @cached_property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_path / 'lims.db'}"
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def resolved_audit_key_file(self) -> Path:
+        return (self.audit_key_file or self.data_path / "audit.key").expanduser().resolve()
+
+    def ensure_data_dir(self) -> Path:
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        return self.data_path
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        """The cookie-signing key; generated once into the data dir when LIMS_SECRET_KEY is unset."""
+        if self.secret_key:
+            return self.secret_key
+        return read_or_create_key(self.ensure_data_dir() / "secret.key")
+
+
+def read_or_create_key(path: Path) -> str:
+    """Return the key stored at `path`, creating a random one (mode 0600) if absent."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key
+
+
+def get_settings() -> Settings:
+    return Settings()

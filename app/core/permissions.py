@@ -1,0 +1,127 @@
+"""Permissions, deny by default.
+
+Every route declares the permission it needs with `require(...)` (or `public()` for the few
+open ones); a test walks all routes and fails on any that does not. Roles map to permissions;
+the inspector holds every read permission and no other, so every mutating route refuses an
+inspector here, in the kernel, not in a template (DOMAIN.md §2 rule 4). Roles carry validity
+dates and are evaluated at the time of the act (rule 5).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from app.core.db import utcnow
+from app.core.errors import InspectorReadOnly, PermissionDenied
+from app.core.roles import Role
+
+
+class Permission(StrEnum):
+    # read
+    DASHBOARD_VIEW = "dashboard.view"
+    LAB_READ = "lab.read"
+    USERS_READ = "users.read"
+    AUDIT_READ = "audit.read"
+    # personal: a user's own language, password and tokens; never a lab record
+    OWN_ACCOUNT = "account.own"
+    # change
+    LAB_MANAGE = "lab.manage"
+    USERS_MANAGE = "users.manage"
+    ROLES_APPROVE = "roles.approve"
+    TOKENS_MANAGE = "tokens.manage"
+    AUDIT_CHECKPOINT = "audit.checkpoint"
+    AUDIT_REVIEW = "audit.review"
+
+
+READ_PERMISSIONS = frozenset(
+    {Permission.DASHBOARD_VIEW, Permission.LAB_READ, Permission.USERS_READ, Permission.AUDIT_READ}
+)
+PERSONAL_PERMISSIONS = frozenset({Permission.OWN_ACCOUNT})
+EVERY_USER = READ_PERMISSIONS - {Permission.AUDIT_READ, Permission.USERS_READ} | PERSONAL_PERMISSIONS
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.SAMPLER: EVERY_USER,
+    Role.CUSTODIAN: EVERY_USER,
+    Role.ANALYST: EVERY_USER,
+    Role.CHECKER: EVERY_USER,
+    Role.REVIEWER: EVERY_USER,
+    Role.SIGNATORY: EVERY_USER,
+    Role.QUALITY_MANAGER: EVERY_USER
+    | {
+        Permission.USERS_READ,
+        Permission.AUDIT_READ,
+        Permission.ROLES_APPROVE,
+        Permission.AUDIT_CHECKPOINT,
+        Permission.AUDIT_REVIEW,
+    },
+    Role.TECHNICAL_MANAGER: EVERY_USER | {Permission.USERS_READ, Permission.AUDIT_READ},
+    Role.INSPECTOR: READ_PERMISSIONS | PERSONAL_PERMISSIONS,
+    Role.ADMIN: EVERY_USER
+    | {
+        Permission.USERS_READ,
+        Permission.AUDIT_READ,
+        Permission.USERS_MANAGE,
+        Permission.TOKENS_MANAGE,
+        Permission.LAB_MANAGE,
+    },
+}
+
+ROLE_CACHE_KEY = "lims_roles"
+
+
+def is_mutating(permission: Permission) -> bool:
+    return permission not in READ_PERMISSIONS
+
+
+def roles_at(session: Session, user_id: int, at: datetime | None = None) -> frozenset[Role]:
+    """The roles a user holds at `at` (default now): approved grants whose period covers it."""
+    from app.people.models import RoleGrant
+
+    when = at or utcnow()
+    cache = session.info.setdefault(ROLE_CACHE_KEY, {})
+    key = (user_id, None if at is None else when)
+    if key in cache:
+        return cache[key]
+    rows = session.scalars(
+        select(RoleGrant.role).where(
+            RoleGrant.user_id == user_id,
+            RoleGrant.status == "active",
+            RoleGrant.valid_from <= when,
+            or_(RoleGrant.valid_to.is_(None), RoleGrant.valid_to > when),
+        )
+    ).all()
+    roles = frozenset(Role(r) for r in rows if r in Role._value2member_map_)
+    cache[key] = roles
+    return roles
+
+
+def forget_roles(session: Session) -> None:
+    session.info.pop(ROLE_CACHE_KEY, None)
+
+
+def permissions_of(roles: frozenset[Role]) -> frozenset[Permission]:
+    granted: set[Permission] = set()
+    for role in roles:
+        granted |= ROLE_PERMISSIONS[role]
+    return frozenset(granted)
+
+
+def has_permission(
+    session: Session, user_id: int, permission: Permission, at: datetime | None = None
+) -> bool:
+    return permission in permissions_of(roles_at(session, user_id, at))
+
+
+def ensure(session: Session, user: object, permission: Permission, at: datetime | None = None) -> None:
+    """Raise PermissionDenied (InspectorReadOnly for an inspector) unless `user` may do it."""
+    user_id = getattr(user, "id", None)
+    roles = roles_at(session, user_id, at) if user_id is not None else frozenset()
+    if permission in permissions_of(roles):
+        return
+    if is_mutating(permission) and Role.INSPECTOR in roles:
+        raise InspectorReadOnly(permission=permission.value)
+    raise PermissionDenied(permission=permission.value)
