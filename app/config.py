@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     page_size: int = 50
     max_upload_mb: int = 50
     cookie_secure: bool = False
+    run_jobs: bool = False  # `lims serve` turns this on: daily audit checkpoint, reminders
 
     @field_validator("language")
     @classmethod

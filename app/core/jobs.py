@@ -1,0 +1,42 @@
+"""Periodic jobs run by `lims serve` in-process (the embedded default).
+
+Each job decides from the database whether it is due, so several app processes running the
+scheduler at once do no harm beyond an occasional duplicate run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from app.config import Settings
+from app.core import audit
+from app.core.db import Database, utcnow
+
+log = logging.getLogger("lims.jobs")
+CHECKPOINT_INTERVAL = timedelta(days=1)
+TICK_SECONDS = 3600
+
+
+def checkpoint_if_due(db: Database, settings: Settings) -> audit.AuditCheckpoint | None:
+    """The daily audit checkpoint: anchor the chain head unless one was made in the last day."""
+    with db.transaction() as session:
+        latest = audit.latest_checkpoint(session)
+        if latest is not None and utcnow() - latest.created_at < CHECKPOINT_INTERVAL:
+            return None
+        key = audit.read_or_create_audit_key(settings.resolved_audit_key_file)
+        return audit.create_checkpoint(session, None, key)
+
+
+JOBS = (checkpoint_if_due,)
+
+
+async def run_scheduler(db: Database, settings: Settings) -> None:
+    while True:
+        for job in JOBS:
+            try:
+                await asyncio.to_thread(job, db, settings)
+            except Exception:
+                log.exception("job %s failed", job.__name__)
+        await asyncio.sleep(TICK_SECONDS)

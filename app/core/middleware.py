@@ -1,0 +1,122 @@
+"""ASGI middleware: the reader's language, a request-size limit, and security headers."""
+
+from __future__ import annotations
+
+import json
+from http.cookies import SimpleCookie
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import SUPPORTED_LANGUAGES
+from app.core import i18n
+
+LANGUAGE_COOKIE = "lims_lang"
+
+
+class LanguageMiddleware:
+    """Sets the translation language for the request from the `lims_lang` cookie (written at
+    sign-in from the user's stored choice, and by the language switch), else the lab default."""
+
+    def __init__(self, app: ASGIApp, default: str) -> None:
+        self.app, self.default = app, default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            language = self.default
+            for name, value in scope.get("headers", []):
+                if name == b"cookie":
+                    cookie = SimpleCookie()
+                    try:
+                        cookie.load(value.decode("latin-1"))
+                    except Exception:  # a malformed cookie header falls back to the default
+                        continue
+                    if LANGUAGE_COOKIE in cookie and cookie[LANGUAGE_COOKIE].value in SUPPORTED_LANGUAGES:
+                        language = cookie[LANGUAGE_COOKIE].value
+            i18n.set_language(language)
+        await self.app(scope, receive, send)
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over the limit with 413 problem JSON before anything reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await self._refuse(send)
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        limit_mb = self.max_bytes // (1024 * 1024)
+        zh = i18n.is_chinese()
+        body = {
+            "type": "urn:envirolims:error:payload_too_large",
+            "title": "请求内容过大。" if zh else "The request is too large.",
+            "status": 413,
+            "code": "payload_too_large",
+            "detail": f"上传内容过大（上限 {limit_mb} MB）。" if zh
+            else f"The upload is too large (limit {limit_mb} MB).",
+        }
+        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        await send({"type": "http.response.start", "status": 413, "headers": [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"connection", b"close"),
+        ]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+     b"script-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+]
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,100 @@
+"""What domains contribute to the shell: navigation entries, dashboard worklists, and scan
+resolvers. Each domain registers its own in its routes module; the shell never imports them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.core.errors import InvalidInput
+from app.core.permissions import Permission
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: Any  # a lazy translation
+    href: str
+    permission: Permission
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class Worklist:
+    """A dashboard card: how many things wait for this user, and where to find them."""
+
+    key: str
+    title: Any
+    permission: Permission
+    href: str
+    count: Callable[[Session, Any], int]
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class ScanHit:
+    url: str
+    label: str
+
+
+ScanResolver = Callable[[Session, Any, frozenset[Permission], str], ScanHit | None]
+
+_nav: dict[str, NavItem] = {}
+_worklists: dict[str, Worklist] = {}
+_resolvers: dict[str, ScanResolver] = {}
+
+
+def add_nav(*items: NavItem) -> None:
+    for item in items:
+        _nav[item.key] = item
+
+
+def add_worklist(*lists: Worklist) -> None:
+    for worklist in lists:
+        _worklists[worklist.key] = worklist
+
+
+def add_scan_resolver(name: str, resolver: ScanResolver) -> None:
+    _resolvers[name] = resolver
+
+
+def nav_for(permissions: frozenset[Permission]) -> list[NavItem]:
+    return sorted((i for i in _nav.values() if i.permission in permissions), key=lambda i: i.order)
+
+
+def worklists_for(permissions: frozenset[Permission]) -> list[Worklist]:
+    return sorted(
+        (w for w in _worklists.values() if w.permission in permissions), key=lambda w: w.order
+    )
+
+
+# Printable ASCII and CJK; no control characters. Keyboard-wedge scanners send plain text.
+SCAN_CODE_RE = re.compile(r"^[\x21-\x7e\u3000-\u9fff\uff00-\uffef][\x20-\x7e\u3000-\u9fff\uff00-\uffef]{0,127}$")
+
+
+class MalformedBarcode(InvalidInput):
+    code = "malformed_barcode"
+    message_zh = "条码格式无效：只允许可打印字符，长度 1–128。"
+    message_en = "Malformed barcode: printable characters only, 1–128 long."
+
+
+def clean_scan_code(raw: str) -> str:
+    code = raw.strip()
+    if not SCAN_CODE_RE.match(code):
+        raise MalformedBarcode()
+    return code
+
+
+def resolve_scan(
+    session: Session, user: Any, permissions: frozenset[Permission], raw: str
+) -> ScanHit | None:
+    code = clean_scan_code(raw)
+    for resolver in _resolvers.values():
+        hit = resolver(session, user, permissions, code)
+        if hit is not None:
+            return hit
+    return None

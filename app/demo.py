@@ -1,0 +1,68 @@
+"""Realistic demo data: one lab and one user per role, as a new lab would set itself up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from app.core.roles import Role
+from app.people import service
+from app.people.models import User
+
+DEMO_PASSWORD = "envirolims-demo"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    name_zh: str
+    name_en: str
+    role: Role
+
+
+DEMO_USERS = (
+    DemoUser("admin", "周建国", "Zhou Jianguo", Role.ADMIN),
+    DemoUser("quality", "李静", "Li Jing", Role.QUALITY_MANAGER),
+    DemoUser("technical", "王磊", "Wang Lei", Role.TECHNICAL_MANAGER),
+    DemoUser("sampler", "张伟", "Zhang Wei", Role.SAMPLER),
+    DemoUser("custodian", "刘芳", "Liu Fang", Role.CUSTODIAN),
+    DemoUser("analyst", "陈晨", "Chen Chen", Role.ANALYST),
+    DemoUser("checker", "杨洋", "Yang Yang", Role.CHECKER),
+    DemoUser("reviewer", "赵敏", "Zhao Min", Role.REVIEWER),
+    DemoUser("signatory", "黄志强", "Huang Zhiqiang", Role.SIGNATORY),
+    DemoUser("inspector", "孙丽", "Sun Li", Role.INSPECTOR),
+)
+
+
+def load_demo(session: Session) -> list[DemoUser]:
+    """Idempotent: returns the demo logins; creates whatever is missing."""
+    if service.current_lab(session) is None:
+        service.save_lab(
+            session, None, check_permission=False,
+            name_zh="江城市生态环境监测中心", name_en="Jiangcheng Ecological Environment Monitoring Centre",
+            address_zh="江城市滨江路 88 号", address_en="88 Binjiang Road, Jiangcheng",
+            cma_certificate_no="231512340987", phone="027-8888 0000",
+        )
+    users: dict[str, User] = {}
+    for demo in DEMO_USERS:
+        user = service.find_user(session, demo.username)
+        if user is None:
+            user = service.create_user(
+                session, None, demo.username, demo.name_zh, DEMO_PASSWORD,
+                display_name_en=demo.name_en, check_permission=False,
+            )
+            service.grant_role_as_system(session, user, demo.role, "demo data")
+        users[demo.username] = user
+    # A second role proposed by the admin and awaiting the quality manager: the QM's worklist.
+    analyst = users["analyst"]
+    from sqlalchemy import select
+
+    from app.people.models import RoleGrant
+
+    pending = session.scalars(select(RoleGrant).where(
+        RoleGrant.user_id == analyst.id, RoleGrant.role == Role.SAMPLER.value)).first()
+    if pending is None:
+        service.propose_role(session, users["admin"], analyst.id, Role.SAMPLER.value,
+                             note="现场采样轮岗 / field sampling rotation")
+    return list(DEMO_USERS)

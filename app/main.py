@@ -1,0 +1,76 @@
+"""create_app(settings) -> FastAPI: one app serving pages (Jinja2 + htmx) and /api/v1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from app import __version__
+from app.config import Settings, get_settings
+from app.core import handlers
+from app.core.db import Database
+from app.core.middleware import BodySizeLimitMiddleware, LanguageMiddleware, SecurityHeadersMiddleware
+from app.core.web import STATIC_DIR, build_templates
+
+SESSION_COOKIE = "lims_session"
+SESSION_MAX_AGE = 12 * 3600  # absolute cap; the idle timeout is enforced per request
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if settings.run_jobs:
+            from app.core.jobs import run_scheduler
+
+            task = asyncio.create_task(run_scheduler(app.state.db, settings))
+        try:
+            yield
+        finally:
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            app.state.db.dispose()
+
+    app = FastAPI(
+        title="EnviroLIMS",
+        version=__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = Database(settings.resolved_database_url)
+    app.state.templates = build_templates(settings)
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.resolved_secret_key,
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE,
+        same_site="lax",
+        https_only=settings.cookie_secure,
+    )
+    app.add_middleware(LanguageMiddleware, default=settings.language)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    from app.oversight.routes import router as oversight_router
+    from app.people.routes import router as people_router
+    from app.shell.routes import router as shell_router
+
+    app.include_router(shell_router)
+    app.include_router(people_router)
+    app.include_router(oversight_router)
+    handlers.install(app)
+    return app
