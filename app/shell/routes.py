@@ -8,8 +8,8 @@ from fastapi.responses import RedirectResponse
 from app.config import SUPPORTED_LANGUAGES
 from app.core import audit
 from app.core.auth import DbSession, public, require
-from app.core.migrate import current_revision
 from app.core.middleware import LANGUAGE_COOKIE
+from app.core.migrate import current_revision
 from app.core.permissions import Permission
 from app.core.registry import resolve_scan, worklists_for
 from app.core.web import render
