@@ -136,15 +136,19 @@ class Database:
 def committing(session: Session) -> Iterator[Session]:
     """The unit of work: the change and its audit events land together or not at all.
 
-    A `RecordedRefusal` (a wrong password, say) is refused but its audit record must survive,
-    so its transaction is committed before the error travels on.
+    A `RecordedRefusal` (a wrong password, say) undoes the act but keeps its record: the
+    transaction is rolled back, the refusal's record is written and committed on its own, and
+    the error travels on.
     """
     from app.core.errors import RecordedRefusal
 
     try:
         yield session
-    except RecordedRefusal:
-        session.commit()
+    except RecordedRefusal as refusal:
+        session.rollback()
+        if refusal.record is not None:
+            refusal.record(session)
+            session.commit()
         raise
     except BaseException:
         session.rollback()

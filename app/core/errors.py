@@ -6,6 +6,7 @@ fragment, a page or RFC 9457 problem JSON. No bare HTTPException in services.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 
@@ -44,7 +45,15 @@ class DomainError(Exception):
 
 
 class RecordedRefusal(DomainError):
-    """A refusal whose audit record must be kept (failed login, wrong signing password)."""
+    """A refusal whose record must be kept (failed login, wrong signing password).
+
+    The unit of work rolls back everything the refused act did, then runs `record` in a fresh
+    transaction and commits it: the refusal leaves its trace, and nothing else changes.
+    """
+
+    def __init__(self, *args: Any, record: Callable[[Any], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.record = record
 
 
 class InvalidInput(DomainError):

@@ -205,8 +205,10 @@ def set_language(session: Session, user: User, language: str) -> User:
 
 
 def _register_failure(
-    session: Session, user: User, purpose: str, max_failures: int, lock_minutes: int
+    session: Session, user_id: int, purpose: str, max_failures: int, lock_minutes: int
 ) -> None:
+    """Count a failed password; the `max_failures`-th in a row locks the account."""
+    user = get_user(session, user_id)
     before = user_snapshot(user)
     user.failed_logins += 1
     locked = user.failed_logins >= max_failures
@@ -225,15 +227,29 @@ def _register_failure(
         )
 
 
-def _refuse_if_unusable(session: Session, user: User, purpose: str, now: datetime) -> None:
+def _failure_recorder(user_id: int, purpose: str, max_failures: int, lock_minutes: int):
+    return lambda session: _register_failure(session, user_id, purpose, max_failures, lock_minutes)
+
+
+def _refusal_recorder(user_id: int | None, action: str, details: dict[str, Any]):
+    def record(session: Session) -> None:
+        actor = get_user(session, user_id) if user_id is not None else None
+        audit.append(session, actor, action, "user", user_id if user_id is not None else "-",
+                     None, details)
+
+    return record
+
+
+def _refuse_if_unusable(user: User, purpose: str, now: datetime) -> None:
     if not user.active:
-        audit.append(session, user, f"{purpose}.refused", "user", user.id, None,
-                     {"reason": "inactive"})
-        raise AccountInactive()
+        raise AccountInactive(record=_refusal_recorder(
+            user.id, f"{purpose}.refused", {"reason": "inactive"}))
     if user.locked_until and user.locked_until > now:
-        audit.append(session, user, f"{purpose}.refused", "user", user.id, None,
-                     {"reason": "locked", "locked_until": user.locked_until})
-        raise AccountLocked(until=user.locked_until.strftime("%Y-%m-%d %H:%M UTC"))
+        raise AccountLocked(
+            until=user.locked_until.strftime("%Y-%m-%d %H:%M UTC"),
+            record=_refusal_recorder(user.id, f"{purpose}.refused",
+                                     {"reason": "locked", "locked_until": user.locked_until}),
+        )
 
 
 def authenticate(
@@ -249,13 +265,12 @@ def authenticate(
     user = find_user(session, username) if username.strip() else None
     if user is None:
         verify_password(DUMMY_HASH, password)  # same cost as a real check
-        audit.append(session, None, "login.unknown_user", "user", "-", None,
-                     {"username": username.strip()[:64]})
-        raise InvalidCredentials()
-    _refuse_if_unusable(session, user, "login", now)
+        raise InvalidCredentials(record=_refusal_recorder(
+            None, "login.unknown_user", {"username": username.strip()[:64]}))
+    _refuse_if_unusable(user, "login", now)
     if not verify_password(user.password_hash, password):
-        _register_failure(session, user, "login", max_failures, lock_minutes)
-        raise InvalidCredentials()
+        raise InvalidCredentials(
+            record=_failure_recorder(user.id, "login", max_failures, lock_minutes))
     before = user_snapshot(user)
     user.failed_logins = 0
     user.locked_until = None
@@ -273,11 +288,13 @@ def confirm_password(
     max_failures: int = 5,
     lock_minutes: int = 15,
 ) -> None:
-    """Re-authentication for a signed act or a password change; failures count toward the lock."""
-    _refuse_if_unusable(session, user, purpose, utcnow())
+    """Re-authentication for a signed act or a password change; failures count toward the lock.
+
+    A wrong password undoes the whole act it was meant to sign (see RecordedRefusal)."""
+    _refuse_if_unusable(user, purpose, utcnow())
     if not verify_password(user.password_hash, password):
-        _register_failure(session, user, purpose, max_failures, lock_minutes)
-        raise WrongSigningPassword()
+        raise WrongSigningPassword(
+            record=_failure_recorder(user.id, purpose, max_failures, lock_minutes))
     if user.failed_logins:
         user.failed_logins = 0
         session.flush()
