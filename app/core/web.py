@@ -54,6 +54,11 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
+def wants_fragment(request: Request) -> bool:
+    """An htmx swap wants a fragment; a history restore (back button) needs the whole page."""
+    return is_htmx(request) and request.headers.get("hx-history-restore-request") != "true"
+
+
 def page_context(request: Request) -> dict[str, Any]:
     from app.core.auth import csrf_token
 
@@ -81,7 +86,7 @@ def render(
     """Render a page; with `block`, an htmx request gets just that block of it."""
     env: Environment = request.app.state.templates
     full_context = {**page_context(request), **(context or {})}
-    if block and is_htmx(request):
+    if block and wants_fragment(request):
         html = render_block(env, template, block, full_context)
     else:
         html = env.get_template(template).render(full_context)
