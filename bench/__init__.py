@@ -1,0 +1,1 @@
+"""Benchmarks: each scenario times our code against a bare baseline doing the same work."""

@@ -1,0 +1,5 @@
+"""`python -m bench` (what `make bench` runs)."""
+
+from bench.runner import main
+
+raise SystemExit(main())
