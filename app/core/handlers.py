@@ -10,6 +10,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import inspect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core import i18n
@@ -52,11 +53,30 @@ def _problem(request: Request, status: int, code: str, detail: str, **extra: Any
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
+def _reload_signed_in_user(request: Request) -> None:
+    """A refused act rolls its transaction back, which expires the signed-in user's row, and the
+    request's session is closed by the time the error is rendered: reload the user so the page
+    header can still say who is signed in (else rendering the error would itself fail)."""
+    user = getattr(request.state, "user", None)
+    if user is None or not inspect(user).unloaded:
+        return
+    fresh = None
+    try:
+        with request.app.state.db.session(write=False) as session:
+            fresh = session.get(type(user), inspect(user).identity)
+            if fresh is not None:
+                session.expunge(fresh)
+    except Exception:  # the page is rendered without the header's user rather than not at all
+        log.exception("could not reload the signed-in user for an error page")
+    request.state.user = fresh
+
+
 def error_response(
     request: Request, status: int, code: str, detail: str, errors: list[dict] | None = None
 ) -> Response:
     if wants_json(request):
         return _problem(request, status, code, detail, **({"errors": errors} if errors else {}))
+    _reload_signed_in_user(request)
     context = {"status": status, "code": code, "detail": detail, "errors": errors or []}
     if is_htmx(request):
         return render(
