@@ -6,7 +6,7 @@ import re
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
 from app.core.audit import read_or_create_audit_key
@@ -30,13 +30,15 @@ def _filters(entity_type: str, entity_id: str, actor: str, action: str,
 
 
 FilterText = Annotated[str, Query(max_length=100)]
+# Audit seq is a BIGINT: larger numbers name no event and would overflow the driver (a 500).
+MAX_SEQ = 2**63 - 1
 
 
 @router.get("/oversight/audit", include_in_schema=False)
 def audit_viewer(request: Request, session: DbSession, entity_type: FilterText = "",
                  entity_id: FilterText = "", actor: FilterText = "", action: FilterText = "",
                  date_from: date | None = None, date_to: date | None = None,
-                 before: int | None = Query(None, ge=1),
+                 before: int | None = Query(None, ge=1, le=MAX_SEQ),
                  user: User = require(Permission.AUDIT_READ)):
     filters = _filters(entity_type, entity_id, actor, action, date_from, date_to)
     page = service.list_events(session, user, filters, request.app.state.settings.tz, before,
@@ -60,7 +62,7 @@ def integrity(request: Request, session: DbSession, user: User = require(Permiss
 
 
 @router.get("/oversight/audit/{seq}", include_in_schema=False)
-def audit_event(request: Request, session: DbSession, seq: int,
+def audit_event(request: Request, session: DbSession, seq: Annotated[int, Path(ge=1, le=MAX_SEQ)],
                 user: User = require(Permission.AUDIT_READ)):
     event = service.get_event(session, user, seq)
     return render(request, "oversight/audit_event.html", {"event": event})
@@ -92,7 +94,7 @@ def review(request: Request, session: DbSession, password: Annotated[str, Form(m
 def api_audit_events(request: Request, session: DbSession, entity_type: FilterText = "",
                      entity_id: FilterText = "", actor: FilterText = "", action: FilterText = "",
                      date_from: date | None = None, date_to: date | None = None,
-                     before: int | None = Query(None, ge=1),
+                     before: int | None = Query(None, ge=1, le=MAX_SEQ),
                      limit: int = Query(50, ge=1, le=500),
                      user: User = require(Permission.AUDIT_READ)) -> dict:
     filters = _filters(entity_type, entity_id, actor, action, date_from, date_to)

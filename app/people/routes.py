@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import func, or_, select
 
@@ -25,6 +25,9 @@ router = APIRouter()
 Text = Annotated[str, Form(max_length=200)]
 Secret = Annotated[str, Form(max_length=256)]
 OptionalText = Annotated[str, Form(max_length=500)]
+# An id in a URL is an INTEGER primary key: anything outside its range names nothing, and is
+# refused here rather than overflowing the database driver (a 500 on both engines).
+RowId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 
 # ---------------------------------------------------------------- sign-in
@@ -121,7 +124,7 @@ def create_own_token(request: Request, session: DbSession, name: Text,
 
 
 @router.post("/account/tokens/{token_id}/revoke", include_in_schema=False)
-def revoke_own_token(request: Request, session: DbSession, token_id: int,
+def revoke_own_token(request: Request, session: DbSession, token_id: RowId,
                      user: User = require(Permission.OWN_ACCOUNT)):
     row = session.get(ApiToken, token_id)
     if row is None or row.user_id != user.id:
@@ -180,7 +183,7 @@ def _redirect(request: Request, url: str) -> RedirectResponse:
 
 
 @router.get("/people/users/{user_id}", include_in_schema=False)
-def user_detail(request: Request, session: DbSession, user_id: int,
+def user_detail(request: Request, session: DbSession, user_id: RowId,
                 user: User = require(Permission.USERS_READ)):
     person = service.get_user(session, user_id)
     grants = session.scalars(
@@ -200,7 +203,7 @@ def user_detail(request: Request, session: DbSession, user_id: int,
 
 
 @router.post("/people/users/{user_id}/names", include_in_schema=False)
-def rename_user(request: Request, session: DbSession, user_id: int, display_name_zh: Text,
+def rename_user(request: Request, session: DbSession, user_id: RowId, display_name_zh: Text,
                 display_name_en: Annotated[str, Form(max_length=200)] = "",
                 user: User = require(Permission.USERS_MANAGE)):
     with committing(session):
@@ -209,7 +212,7 @@ def rename_user(request: Request, session: DbSession, user_id: int, display_name
 
 
 @router.post("/people/users/{user_id}/active", include_in_schema=False)
-def set_active(request: Request, session: DbSession, user_id: int,
+def set_active(request: Request, session: DbSession, user_id: RowId,
                active: Annotated[bool, Form()], reason: OptionalText,
                user: User = require(Permission.USERS_MANAGE)):
     with committing(session):
@@ -218,7 +221,7 @@ def set_active(request: Request, session: DbSession, user_id: int,
 
 
 @router.post("/people/users/{user_id}/password", include_in_schema=False)
-def reset_password(request: Request, session: DbSession, user_id: int, new_password: Secret,
+def reset_password(request: Request, session: DbSession, user_id: RowId, new_password: Secret,
                    user: User = require(Permission.USERS_MANAGE)):
     with committing(session):
         service.reset_password(session, user, user_id, new_password)
@@ -226,7 +229,7 @@ def reset_password(request: Request, session: DbSession, user_id: int, new_passw
 
 
 @router.post("/people/users/{user_id}/roles", include_in_schema=False)
-def propose_role(request: Request, session: DbSession, user_id: int,
+def propose_role(request: Request, session: DbSession, user_id: RowId,
                  role: Annotated[str, Form(max_length=32)],
                  note: Annotated[str, Form(max_length=500)] = "",
                  user: User = require(Permission.USERS_MANAGE)):
@@ -236,7 +239,7 @@ def propose_role(request: Request, session: DbSession, user_id: int,
 
 
 @router.post("/people/users/{user_id}/tokens", include_in_schema=False)
-def create_token_for_user(request: Request, session: DbSession, user_id: int, name: Text,
+def create_token_for_user(request: Request, session: DbSession, user_id: RowId, name: Text,
                           user: User = require(Permission.TOKENS_MANAGE)):
     with committing(session):
         row, token = service.create_token(session, user, user_id, name)
@@ -244,7 +247,7 @@ def create_token_for_user(request: Request, session: DbSession, user_id: int, na
 
 
 @router.post("/people/tokens/{token_id}/revoke", include_in_schema=False)
-def revoke_token(request: Request, session: DbSession, token_id: int,
+def revoke_token(request: Request, session: DbSession, token_id: RowId,
                  user: User = require(Permission.TOKENS_MANAGE)):
     with committing(session):
         row = service.revoke_token(session, user, token_id)
@@ -266,7 +269,7 @@ def pending_grants(request: Request, session: DbSession,
 
 
 @router.post("/people/roles/{grant_id}/decision", include_in_schema=False)
-def decide_grant(request: Request, session: DbSession, grant_id: int,
+def decide_grant(request: Request, session: DbSession, grant_id: RowId,
                  approve: Annotated[bool, Form()],
                  note: Annotated[str, Form(max_length=500)] = "",
                  user: User = require(Permission.ROLES_APPROVE)):
@@ -276,7 +279,7 @@ def decide_grant(request: Request, session: DbSession, grant_id: int,
 
 
 @router.post("/people/roles/{grant_id}/end", include_in_schema=False)
-def end_grant(request: Request, session: DbSession, grant_id: int, reason: OptionalText,
+def end_grant(request: Request, session: DbSession, grant_id: RowId, reason: OptionalText,
               user: User = require(Permission.USERS_MANAGE)):
     with committing(session):
         grant = service.end_role(session, user, grant_id, reason)
