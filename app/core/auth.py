@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from app.core.errors import CsrfFailed, NotAuthenticated, SessionExpired
+from app.core.errors import CsrfFailed, InvalidInput, NotAuthenticated, SessionExpired
 from app.core.permissions import Permission, ensure, permissions_of, roles_at
 from app.people.models import User
 
@@ -69,6 +69,30 @@ async def csrf_guard(request: Request) -> None:
         supplied = value if isinstance(value, str) else None
     if not expected or not supplied or not hmac.compare_digest(expected, supplied):
         raise CsrfFailed()
+
+
+class NulInInput(InvalidInput):
+    code = "nul_in_input"
+    message_zh = "输入中含有不允许的空字符（NUL）。"
+    message_en = "The input contains a NUL character, which is not allowed."
+
+
+async def nul_guard(request: Request) -> None:
+    """No text reaching the database may hold a NUL: PostgreSQL refuses it at bind time, which
+    would surface as a 500. Checked once here for the query, path, form fields and JSON body."""
+    values = [*request.query_params.values(), *map(str, request.path_params.values())]
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        try:
+            form = await request.form()
+        except Exception:  # a body that does not parse is refused by FastAPI itself
+            form = None
+        if form is not None:
+            values += [v for v in form.values() if isinstance(v, str)]
+    elif content_type.startswith("application/json") and b"\\u0000" in await request.body():
+        raise NulInInput()
+    if any("\x00" in value for value in values):
+        raise NulInInput()
 
 
 def start_session(request: Request, user: User) -> None:
@@ -136,7 +160,8 @@ def require(permission: Permission) -> Any:
     """Declare (and enforce) the permission a route needs; yields the acting user."""
 
     def dependency(
-        request: Request, session: DbSession, _csrf: None = Depends(csrf_guard)
+        request: Request, session: DbSession, _csrf: None = Depends(csrf_guard),
+        _nul: None = Depends(nul_guard),
     ) -> User:
         user = current_user(request, session)
         ensure(session, user, permission)
@@ -149,7 +174,7 @@ def require(permission: Permission) -> Any:
 def public() -> Any:
     """Declare a route open to anyone (login, health, verification); forms still need CSRF."""
 
-    def dependency(_csrf: None = Depends(csrf_guard)) -> None:
+    def dependency(_csrf: None = Depends(csrf_guard), _nul: None = Depends(nul_guard)) -> None:
         return None
 
     dependency.lims_permission = PUBLIC  # type: ignore[attr-defined]
