@@ -194,12 +194,15 @@ def declared_permission(dependant: Any) -> str | None:
 
 
 def iter_api_routes(routes: list[Any]) -> Iterator[Any]:
-    """Every APIRoute of an app, descending into included routers."""
+    """Every APIRoute of an app, descending into included routers. A route of an included
+    router is yielded as it is served: with the include's prefix in `path` and the include's
+    dependencies in `dependant` (so a permission declared on `include_router` counts)."""
     from fastapi.routing import APIRoute
 
     for route in routes:
         if isinstance(route, APIRoute):
             yield route
-        original = getattr(route, "original_router", None)
-        if original is not None:
-            yield from iter_api_routes(original.routes)
+        elif hasattr(route, "effective_route_contexts"):
+            for served in route.effective_route_contexts():
+                if isinstance(served.original_route, APIRoute):
+                    yield served
