@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core import i18n
-from app.core.errors import DomainError, NotAuthenticated
+from app.core.errors import DomainError, NotAuthenticated, PayloadTooLarge
 from app.core.web import is_htmx, render
 
 log = logging.getLogger("lims")
@@ -132,7 +132,11 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     zh, en = HTTP_TEXT.get(exc.status_code, (str(exc.detail), str(exc.detail)))
     detail = zh if i18n.is_chinese() else en
-    response = error_response(request, exc.status_code, f"http_{exc.status_code}", detail)
+    code = f"http_{exc.status_code}"
+    if exc.status_code == 413:  # a streamed body over the limit (BodySizeLimitMiddleware)
+        limit = PayloadTooLarge(limit_mb=request.app.state.settings.max_upload_mb)
+        code, detail = limit.code, limit.message(i18n.current_language())
+    response = error_response(request, exc.status_code, code, detail)
     if exc.headers:
         response.headers.update(exc.headers)
     return response

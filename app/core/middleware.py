@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from http.cookies import SimpleCookie
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import SUPPORTED_LANGUAGES
@@ -22,18 +23,23 @@ class LanguageMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            language = self.default
-            for name, value in scope.get("headers", []):
-                if name == b"cookie":
-                    cookie = SimpleCookie()
-                    try:
-                        cookie.load(value.decode("latin-1"))
-                    except Exception:  # a malformed cookie header falls back to the default
-                        continue
-                    if LANGUAGE_COOKIE in cookie and cookie[LANGUAGE_COOKIE].value in SUPPORTED_LANGUAGES:
-                        language = cookie[LANGUAGE_COOKIE].value
-            i18n.set_language(language)
+            i18n.set_language(language_of(scope, self.default))
         await self.app(scope, receive, send)
+
+
+def language_of(scope: Scope, default: str) -> str:
+    """The reader's language from the `lims_lang` cookie, else `default`."""
+    language = default
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            cookie = SimpleCookie()
+            try:
+                cookie.load(value.decode("latin-1"))
+            except Exception:  # a malformed cookie header falls back to the default
+                continue
+            if LANGUAGE_COOKIE in cookie and cookie[LANGUAGE_COOKIE].value in SUPPORTED_LANGUAGES:
+                language = cookie[LANGUAGE_COOKIE].value
+    return language
 
 
 class BodySizeLimitMiddleware:
@@ -53,7 +59,7 @@ class BodySizeLimitMiddleware:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await self._refuse(send)
+                    await self._refuse(scope, send)
                     return
         received = 0
 
@@ -69,11 +75,12 @@ class BodySizeLimitMiddleware:
         try:
             await self.app(scope, limited_receive, send)
         except _TooLarge:
-            await self._refuse(send)
+            await self._refuse(scope, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        """Runs outside LanguageMiddleware, so it reads the reader's language itself."""
         limit_mb = self.max_bytes // (1024 * 1024)
-        zh = i18n.is_chinese()
+        zh = i18n.is_chinese(language_of(scope, i18n.current_language()))
         body = {
             "type": "urn:envirolims:error:payload_too_large",
             "title": "请求内容过大。" if zh else "The request is too large.",
@@ -91,8 +98,13 @@ class BodySizeLimitMiddleware:
         await send({"type": "http.response.body", "body": payload})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from `receive` when a body without a (truthful) Content-Length outgrows the limit.
+    An HTTPException, because FastAPI turns any other error while reading a body into a 400;
+    this one reaches the error handlers as the 413 it is."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
 
 
 SECURITY_HEADERS = [
