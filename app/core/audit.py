@@ -274,12 +274,10 @@ _VERIFY_COLUMNS = (
 def _iter_rows(session: Session, batch: int = 5000) -> Iterator[Any]:
     """Stream the trail in seq order in keyset batches (constant memory on both engines)."""
     table = AuditEvent.__table__
-    stmt = select(*[table.c[name] for name in _VERIFY_COLUMNS])
-    last = 0
+    stmt = select(*[table.c[name] for name in _VERIFY_COLUMNS]).order_by(table.c.seq).limit(batch)
+    last: int | None = None  # no lower bound at first: a row renumbered below 1 must be seen
     while True:
-        rows = session.execute(
-            stmt.where(table.c.seq > last).order_by(table.c.seq).limit(batch)
-        ).all()
+        rows = session.execute(stmt if last is None else stmt.where(table.c.seq > last)).all()
         if not rows:
             return
         yield from rows
@@ -296,10 +294,14 @@ def verify_chain(
     checkpoints = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)).all()
     wanted = {c.seq for c in checkpoints}
     bad: tuple[int, str] | None = None
+    stray: int | None = None
     count = 0
     for seq, at, actor_id, actor, action, etype, eid, before, after, prev_hash, h in _iter_rows(
         session
     ):
+        if seq < 1:  # outside the chain; such rows sort first, so keep checking the chain itself
+            stray = seq if stray is None else stray
+            continue
         if seq != expected_seq:
             bad = (expected_seq, f"event {expected_seq} is missing (next found: {seq})")
             break
@@ -317,6 +319,9 @@ def verify_chain(
             progress(1000)
     if progress:
         progress(count % 1000)
+    if bad is None and stray is not None:
+        bad = (expected_seq, f"a row numbered {stray} lies outside the chain "
+                             f"(the chain ends at event {expected_seq - 1})")
     for checkpoint in checkpoints:
         problem = _checkpoint_problem(checkpoint, key, hashes_at, count)
         if problem and (bad is None or checkpoint.seq < bad[0]):
