@@ -1,0 +1,336 @@
+"""Permissions, deny by default (DESIGN.md; DOMAIN.md §2 rule 4).
+
+Every route of the app declares what it needs with `require(...)`, or is one of the few
+explicitly public ones; the inspector reads everything and changes nothing, refused in the
+kernel for every mutating route. The walkers here are also used by tests/test_errors.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy import func, select
+
+from app.core.audit import AuditEvent
+from app.core.auth import PUBLIC, SAFE_METHODS, declared_permission, iter_api_routes, require
+from app.core.permissions import READ_PERMISSIONS, ROLE_PERMISSIONS, Permission
+from app.core.roles import Role
+from app.people import service
+from tests.conftest import PASSWORD, login
+
+# ---------------------------------------------------------------- the allow-lists
+
+# Open to anyone. Adding a route here is a security decision: review it.
+PUBLIC_ROUTES = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("GET", "/api/v1/health"),
+    ("GET", "/lang/{language}"),
+}
+# The public report-verification page (a QR code on every report) will live under this prefix.
+PUBLIC_PREFIXES = ("/verify/",)
+# Routes that are not FastAPI APIRoutes (so carry no declaration): the OpenAPI document and the
+# vendored static files. Anything else of that kind is a route nobody checks.
+NON_API_ROUTES = {"/api/v1/openapi.json", "/static"}
+# A user's own session, language, password and tokens: every signed-in user, the inspector too.
+PERSONAL_ROUTES = {
+    ("POST", "/logout"),
+    ("POST", "/account/language"),
+    ("POST", "/account/password"),
+    ("POST", "/account/tokens"),
+    ("POST", "/account/tokens/{token_id}/revoke"),
+}
+
+KNOWN_PERMISSIONS = {p.value for p in Permission} | {PUBLIC}
+
+
+# ---------------------------------------------------------------- walkers (shared)
+
+
+def _flat(dependant: Any, kind: str) -> list[Any]:
+    found = list(getattr(dependant, kind))
+    for sub in dependant.dependencies:
+        found += _flat(sub, kind)
+    return found
+
+
+class Endpoint:
+    """One (method, path) the app serves, with what it declares and what it takes."""
+
+    def __init__(self, method: str, route: Any) -> None:
+        self.method, self.route, self.path = method, route, route.path
+        self.permission = declared_permission(route.dependant)
+        self.body = {f.alias: f for f in _flat(route.dependant, "body_params")}
+        self.query = {f.alias: f for f in _flat(route.dependant, "query_params")}
+        self.path_params = [f.alias for f in _flat(route.dependant, "path_params")]
+        self.id_params = [f.alias for f in _flat(route.dependant, "path_params")
+                          if f.field_info.annotation is int]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.method, self.path)
+
+    @property
+    def mutating(self) -> bool:
+        return self.method not in SAFE_METHODS
+
+    @property
+    def is_public(self) -> bool:
+        return self.permission == PUBLIC
+
+    def url(self, ids: dict[str, Any] | None = None, default: Any = 1) -> str:
+        ids = ids or {}
+        return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: str(ids.get(m.group(1), default)), self.path)
+
+    def __repr__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def endpoints(app: FastAPI) -> list[Endpoint]:
+    found = [
+        Endpoint(method, route)
+        for route in iter_api_routes(app.routes)
+        for method in sorted(route.methods or ())
+    ]
+    assert found, "the route walker found no routes"
+    return found
+
+
+def non_api_routes(routes: list[Any]) -> list[tuple[str, str]]:
+    """Every route (at any depth) that is not an APIRoute: (kind, path)."""
+    found = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            continue
+        if hasattr(route, "effective_route_contexts"):
+            for served in route.effective_route_contexts():
+                if not isinstance(served.original_route, APIRoute):
+                    inner = getattr(served, "starlette_route", None) or served.original_route
+                    found.append((type(served.original_route).__name__, inner.path))
+            continue
+        found.append((type(route).__name__, route.path))
+    return found
+
+
+def plausible_form(endpoint: Endpoint) -> dict[str, str]:
+    """Values a real form would send: the refusal must not depend on the input being wrong."""
+    values = {
+        "active": "false", "approve": "true", "language": "en", "role": "analyst",
+        "password": PASSWORD, "current_password": PASSWORD, "new_password": "a-new-Password-77",
+        "username": "new-person", "display_name_zh": "新同事", "display_name_en": "New Person",
+        "name_zh": "检测中心", "name": "import script", "reason": "reorganisation",
+        "note": "basis: training record 12", "cma_certificate_no": "201912345678",
+        "next": "/dashboard",
+    }
+    return {name: values.get(name, "plausible value") for name in endpoint.body}
+
+
+def audit_count(db) -> int:
+    with db.reading() as session:
+        return session.scalar(select(func.count()).select_from(AuditEvent)) or 0
+
+
+def problem(response) -> dict:
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    return response.json()
+
+
+def make_objects(db, users) -> dict[str, int]:
+    """Existing rows for every kind of id a path names: a user, a role grant awaiting a
+    decision, an active grant, an API token, an audit event."""
+    with db.transaction() as session:
+        target = service.create_user(session, None, "target-person", "目标", PASSWORD,
+                                     check_permission=False)
+        admin = service.get_user(session, users["admin"].id)
+        proposed = service.propose_role(session, admin, target.id, "analyst")
+        active = service.grant_role_as_system(session, target, "sampler", "test")
+        token, _ = service.create_token(session, None, target.id, "probe",
+                                        check_permission=False)
+        return {"user_id": target.id, "grant_id": proposed.id, "active_grant_id": active.id,
+                "token_id": token.id, "seq": 1}
+
+
+@pytest.fixture
+def objects(db, users) -> dict[str, int]:
+    return make_objects(db, users)
+
+
+# ---------------------------------------------------------------- deny by default
+
+
+def test_every_route_declares_a_permission_or_is_on_the_public_allow_list(app):
+    undeclared, unknown, unlisted_public = [], [], []
+    for endpoint in endpoints(app):
+        if endpoint.permission is None:
+            undeclared.append(endpoint)
+        elif endpoint.permission not in KNOWN_PERMISSIONS:
+            unknown.append((endpoint, endpoint.permission))
+        elif endpoint.is_public and endpoint.key not in PUBLIC_ROUTES and not (
+            endpoint.path.startswith(PUBLIC_PREFIXES)
+        ):
+            unlisted_public.append(endpoint)
+    assert not undeclared, f"routes without require()/public(): {undeclared}"
+    assert not unknown, f"routes declaring an unknown permission: {unknown}"
+    assert not unlisted_public, f"public() routes not on the allow-list: {unlisted_public}"
+
+
+def test_the_public_allow_list_is_exactly_what_is_public(app):
+    """The allow-list does not rot: each entry exists and is public (a login page behind a
+    permission would lock everybody out; a stale entry would silently allow a future route)."""
+    public = {e.key for e in endpoints(app) if e.is_public and not e.path.startswith(PUBLIC_PREFIXES)}
+    assert public == PUBLIC_ROUTES
+
+
+def test_no_route_escapes_the_walker(app):
+    """Routes that are not APIRoutes carry no declaration: only the OpenAPI document and the
+    static files may be of that kind."""
+    others = non_api_routes(app.routes)
+    assert {path for _, path in others} == NON_API_ROUTES, others
+
+
+def test_every_mutating_route_declares_a_mutating_permission(app):
+    wrong = [
+        (e, e.permission) for e in endpoints(app)
+        if e.mutating and (e.permission in READ_PERMISSIONS or (e.is_public and e.key not in PUBLIC_ROUTES))
+    ]
+    assert not wrong, f"POST/PUT/PATCH/DELETE routes declaring a read permission: {wrong}"
+
+
+def test_the_walker_sees_prefixes_and_router_level_declarations():
+    """A router included with a prefix and a permission on include_router: the walker reports
+    the path as served and the permission declared there."""
+    router = APIRouter()
+
+    @router.get("/thing/{thing_id}")
+    def thing(thing_id: int) -> dict:
+        return {}
+
+    app = FastAPI()
+    app.include_router(router, prefix="/domain", dependencies=[require(Permission.LAB_READ)])
+    [endpoint] = endpoints(app)
+    assert endpoint.path == "/domain/thing/{thing_id}"
+    assert endpoint.permission == Permission.LAB_READ.value
+
+
+def test_every_non_public_route_refuses_an_anonymous_visitor(app, client, objects):
+    """The declarations are enforced: no page, fragment or API answer without signing in."""
+    csrf = client.get("/login")  # an anonymous session with a CSRF token, like a browser's
+    token = re.search(r'name="csrf-token" content="([^"]+)"', csrf.text).group(1)
+    leaks = []
+    for endpoint in endpoints(app):
+        if endpoint.is_public:
+            continue
+        url = endpoint.url(objects)
+        response = client.request(endpoint.method, url, data=plausible_form(endpoint) or None,
+                                  headers={"X-CSRF-Token": token})
+        if url.startswith("/api/"):
+            ok = response.status_code == 401 and problem(response)["code"] == "not_authenticated"
+        else:
+            ok = response.status_code == 303 and response.headers["location"].startswith("/login?next=")
+        if not ok:
+            leaks.append((endpoint, response.status_code))
+    assert not leaks, leaks
+
+
+def test_a_user_without_the_permission_is_refused_on_every_route(app, client, users, objects):
+    """Deny by default for signed-in users too: the sampler holds only the everyday
+    permissions; every other route answers 403 permission_denied and changes nothing."""
+    token = login(client, "sampler")
+    sampler_has = ROLE_PERMISSIONS[Role.SAMPLER]
+    before = audit_count(app.state.db)
+    wrong = []
+    checked = 0
+    for endpoint in endpoints(app):
+        if endpoint.is_public or Permission(endpoint.permission) in sampler_has:
+            continue
+        response = client.request(
+            endpoint.method, endpoint.url(objects), data=plausible_form(endpoint) or None,
+            headers={"X-CSRF-Token": token, "Accept": "application/json"},
+        )
+        checked += 1
+        if response.status_code != 403 or problem(response)["code"] != "permission_denied":
+            wrong.append((endpoint, response.status_code, response.text[:200]))
+    assert checked >= 10
+    assert not wrong, wrong
+    assert audit_count(app.state.db) == before
+
+
+# ---------------------------------------------------------------- the inspector
+
+
+def test_the_exceptions_for_the_inspector_are_exactly_the_personal_routes(app):
+    """Only `account.own` routes (own session, language, password, tokens) let an inspector
+    change anything, and `account.own` is never a lab record. POST /login is public."""
+    personal = {e.key for e in endpoints(app) if e.permission == Permission.OWN_ACCOUNT.value and e.mutating}
+    assert personal == PERSONAL_ROUTES
+    public_mutating = {e.key for e in endpoints(app) if e.is_public and e.mutating}
+    assert public_mutating == {("POST", "/login")}
+
+
+def test_the_inspector_changes_nothing_on_any_mutating_route(app, client, users, objects):
+    token = login(client, "inspector")
+    db = app.state.db
+    before = audit_count(db)
+    refused, wrong = [], []
+    for endpoint in endpoints(app):
+        if not endpoint.mutating or endpoint.key in PERSONAL_ROUTES or endpoint.is_public:
+            continue
+        ids = {**objects, "grant_id": objects["grant_id"]}
+        if endpoint.path.endswith("/end"):
+            ids["grant_id"] = objects["active_grant_id"]  # an active grant is what one ends
+        form = {**plausible_form(endpoint), "csrf_token": token}
+        response = client.request(endpoint.method, endpoint.url(ids), data=form,
+                                  headers={"X-CSRF-Token": token, "Accept": "application/json"})
+        if response.status_code == 403 and problem(response)["code"] == "inspector_read_only":
+            refused.append(endpoint)
+        else:
+            wrong.append((endpoint, response.status_code, response.text[:300]))
+    assert not wrong, wrong
+    assert len(refused) >= 10
+    assert audit_count(db) == before, "a refused act left a trace of a change"
+    # The same refusal as a browser sees it: a page with the localised message and the code.
+    page = client.post(f"/people/users/{objects['user_id']}/names",
+                       data={"display_name_zh": "改名", "csrf_token": token})
+    assert page.status_code == 403
+    assert 'data-code="inspector_read_only"' in page.text
+    assert "监管检查员为只读角色" in page.text
+    # Still signed in: the refusals did not end the session.
+    assert client.get("/api/v1/me").json()["username"] == "inspector"
+
+
+def test_the_inspector_may_change_their_own_language(client, users):
+    token = login(client, "inspector")
+    response = client.post("/account/language", data={"language": "en", "csrf_token": token})
+    assert response.status_code == 303
+    assert client.get("/api/v1/me").json()["language"] == "en"
+
+
+def test_the_inspector_reads_every_page(app, client, users, objects):
+    """Every GET whose permission is a read permission answers 200 to an inspector (audit
+    trail, users, lab, integrity, a user, an audit event, the APIs); GETs that belong to a
+    change (the new-user form) are refused as read-only."""
+    login(client, "inspector")
+    wrong = []
+    pages = 0
+    for endpoint in endpoints(app):
+        if endpoint.method != "GET" or endpoint.is_public:
+            continue
+        params = {"code": "AUD-1"} if "code" in endpoint.query else None
+        response = client.get(endpoint.url(objects), params=params)
+        if Permission(endpoint.permission) in READ_PERMISSIONS | {Permission.OWN_ACCOUNT}:
+            expected_ok = response.status_code == 200 or (
+                response.status_code == 303 and not response.headers["location"].startswith("/login")
+            )
+            pages += response.status_code == 200
+        else:
+            expected_ok = response.status_code == 403 and "inspector_read_only" in response.text
+        if not expected_ok:
+            wrong.append((endpoint, response.status_code))
+    assert not wrong, wrong
+    assert pages >= 10
+    for path in ("/oversight/audit", "/people/users", "/people/lab", "/oversight/audit/integrity"):
+        assert client.get(path).status_code == 200, path
