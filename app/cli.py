@@ -198,28 +198,33 @@ def audit_checkpoint() -> None:
 @app.command("backup")
 def backup(dest: Path) -> None:
     """Consistent online backup of the database and the data dir, with a SHA-256 manifest."""
+    from rich.markup import escape
+
     from app.core.backup import BackupError, create_backup
 
     settings = _settings()
     try:
         manifest = create_backup(settings, dest, console=err)
     except BackupError as exc:
-        _fail(str(exc))
-    console.print(f"backup written to {dest}: {len(manifest['files'])} files, "
-                  f"audit head seq {manifest['audit']['seq']} {manifest['audit']['head_hash']}")
+        _fail(escape(str(exc)))  # paths may hold [brackets]
+    console.print(f"backup written to {escape(str(dest))}: {len(manifest['files'])} files, "
+                  f"audit head seq {manifest['audit']['seq']} {manifest['audit']['head_hash']}",
+                  soft_wrap=True)
 
 
 @app.command("restore")
 def restore(src: Path) -> None:
     """Restore a backup into an empty data dir (and empty database), then verify the chain."""
+    from rich.markup import escape
+
     from app.core.backup import BackupError, restore_backup
 
     settings = _settings()
     try:
         result = restore_backup(settings, src, console=err)
     except BackupError as exc:
-        _fail(str(exc))
-    console.print(f"restored: OK {result.events} events, head {result.head_hash}")
+        _fail(escape(str(exc)))  # paths may hold [brackets]
+    console.print(f"restored: OK {result.events} events, head {result.head_hash}", soft_wrap=True)
 
 
 # ---------------------------------------------------------------- demo and server
