@@ -1,5 +1,5 @@
 // EnviroLIMS client glue. Every page works without it; it only makes htmx and the header nicer:
-// CSRF header on htmx requests, redirects htmx cannot see, busy buttons, refusals brought into
+// CSRF header on htmx requests, busy buttons, refusals brought into
 // view, the scan box on F2 or "/", and a menu that closes like a menu.
 (function () {
   "use strict";
@@ -7,22 +7,6 @@
   document.addEventListener("htmx:configRequest", function (event) {
     var meta = document.querySelector('meta[name="csrf-token"]');
     if (meta) { event.detail.headers["X-CSRF-Token"] = meta.content; }
-  });
-
-  // A form posted by htmx that the server answers with a 303 is followed by the browser inside
-  // the XMLHttpRequest, so htmx never sees the redirect (nor an HX-Redirect header on it) and
-  // would paste the whole next page into the form. Go to that page instead, as a plain form would.
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    var xhr = event.detail.xhr;
-    var verb = ((event.detail.requestConfig || {}).verb || "get").toLowerCase();
-    if (!xhr || !xhr.responseURL || verb === "get") { return; }
-    var asked = new URL((event.detail.pathInfo || {}).finalRequestPath || "", window.location.href);
-    var landed = new URL(xhr.responseURL);
-    if (landed.origin === window.location.origin &&
-        (landed.pathname + landed.search) !== (asked.pathname + asked.search)) {
-      event.detail.shouldSwap = false;
-      window.location.assign(landed.href);
-    }
   });
 
   // While a form is being sent, its submit buttons are busy (Pico shows a spinner) and disabled,

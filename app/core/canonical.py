@@ -33,10 +33,24 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not canonical-JSON serialisable")
 
 
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8 text, Decimals as strings."""
+def _refuse_floats(value: Any) -> None:
+    """json.dumps writes floats itself (never calling `default`), so look for them first:
+    a float in hashed content would be a silently rounded result."""
     if isinstance(value, float):
         raise TypeError("floats are not allowed in canonical content; use Decimal")
+    if isinstance(value, dict):
+        for item in value.values():
+            if isinstance(item, (float, dict, list, tuple)):
+                _refuse_floats(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, (float, dict, list, tuple)):
+                _refuse_floats(item)
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 text, Decimals as strings, floats refused."""
+    _refuse_floats(value)
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
     )

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jinja2_fragments import render_block
 from sqlalchemy import Select, func, select
@@ -45,6 +45,7 @@ def build_templates(settings: Settings) -> Environment:
         return value.astimezone(settings.tz).strftime(fmt)
 
     env.filters["localtime"] = localtime
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
     env.globals["pick"] = i18n.pick
     env.globals["settings"] = settings
     return env
@@ -91,6 +92,14 @@ def render(
     else:
         html = env.get_template(template).render(full_context)
     return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+def see_other(request: Request, url: str) -> Response:
+    """After a successful post: a 303 for a plain form; for htmx a 204 with HX-Redirect, since
+    the browser would follow a 303 inside the XMLHttpRequest where htmx cannot see it."""
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
 
 
 @dataclass

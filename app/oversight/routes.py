@@ -7,7 +7,6 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Query, Request
-from fastapi.responses import RedirectResponse
 
 from app.core.audit import read_or_create_audit_key
 from app.core.auth import DbSession, require
@@ -15,7 +14,7 @@ from app.core.db import committing
 from app.core.i18n import N_
 from app.core.permissions import Permission
 from app.core.registry import NavItem, ScanHit, Worklist, add_nav, add_scan_resolver, add_worklist
-from app.core.web import query_string, render
+from app.core.web import query_string, render, see_other
 from app.oversight import service
 from app.oversight.service import AuditFilter
 from app.people.models import User
@@ -74,7 +73,7 @@ def checkpoint(request: Request, session: DbSession,
     key = read_or_create_audit_key(request.app.state.settings.resolved_audit_key_file)
     with committing(session):
         service.make_checkpoint(session, user, key)
-    return RedirectResponse("/oversight/audit/integrity", status_code=303)
+    return see_other(request, "/oversight/audit/integrity")
 
 
 @router.post("/oversight/audit/review", include_in_schema=False)
@@ -84,10 +83,7 @@ def review(request: Request, session: DbSession, password: Annotated[str, Form(m
     key = read_or_create_audit_key(request.app.state.settings.resolved_audit_key_file)
     with committing(session):
         service.review_trail(session, user, password, note, key)
-    response = RedirectResponse("/oversight/audit/integrity", status_code=303)
-    if request.headers.get("hx-request"):
-        response.headers["HX-Redirect"] = "/oversight/audit/integrity"
-    return response
+    return see_other(request, "/oversight/audit/integrity")
 
 
 @router.get("/api/v1/audit/events", tags=["audit"])

@@ -9,14 +9,14 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import func, or_, select
 
 from app.core.auth import DbSession, end_session, optional_user, public, require, start_session
-from app.core.db import committing
+from app.core.db import committing, utcnow
 from app.core.errors import DomainError, NotFound
 from app.core.i18n import N_, current_language
 from app.core.middleware import LANGUAGE_COOKIE
 from app.core.permissions import Permission, roles_at
 from app.core.registry import NavItem, ScanHit, Worklist, add_nav, add_scan_resolver, add_worklist
 from app.core.roles import Role
-from app.core.web import paginate, render
+from app.core.web import paginate, render, see_other
 from app.people import service
 from app.people.models import ApiToken, RoleGrant, User
 from app.shell.routes import _safe_back
@@ -97,10 +97,8 @@ def set_language(request: Request, session: DbSession,
                  user: User = require(Permission.OWN_ACCOUNT)):
     with committing(session):
         service.set_language(session, user, language)
-    response = RedirectResponse(_safe_back(next), status_code=303)
+    response = see_other(request, _safe_back(next))
     response.set_cookie(LANGUAGE_COOKIE, user.language, max_age=365 * 86400, samesite="lax")
-    if request.headers.get("hx-request"):
-        response.headers["HX-Redirect"] = _safe_back(next)
     return response
 
 
@@ -131,7 +129,7 @@ def revoke_own_token(request: Request, session: DbSession, token_id: RowId,
         raise NotFound(what_zh="API 令牌", what_en="API token")
     with committing(session):
         service.revoke_token(session, user, token_id)
-    return RedirectResponse("/account", status_code=303)
+    return see_other(request, "/account")
 
 
 # ---------------------------------------------------------------- users (admin)
@@ -147,14 +145,7 @@ def users(request: Request, session: DbSession, q: str = Query("", max_length=64
                               User.display_name_zh.like(f"%{q.strip()}%"),
                               func.lower(User.display_name_en).like(like)))
     result = paginate(session, stmt, page, request.app.state.settings.page_size)
-    ids = [u.id for u in result.items]
-    grants = session.scalars(
-        select(RoleGrant).where(RoleGrant.user_id.in_(ids), RoleGrant.status == "active")
-    ).all() if ids else []
-    roles_by_user: dict[int, list[str]] = {}
-    for grant in grants:
-        if grant.valid_to is None:
-            roles_by_user.setdefault(grant.user_id, []).append(grant.role)
+    roles_by_user = _roles_held_now(session, [u.id for u in result.items])
     return render(request, "people/users.html",
                   {"page": result, "q": q, "roles_by_user": roles_by_user}, block="results")
 
@@ -172,14 +163,26 @@ def create_user(request: Request, session: DbSession, username: Text, display_na
     with committing(session):
         created = service.create_user(session, user, username, display_name_zh, password,
                                       display_name_en=display_name_en, language=language)
-    return _redirect(request, f"/people/users/{created.id}")
+    return see_other(request, f"/people/users/{created.id}")
 
 
-def _redirect(request: Request, url: str) -> RedirectResponse:
-    response = RedirectResponse(url, status_code=303)
-    if request.headers.get("hx-request"):
-        response.headers["HX-Redirect"] = url
-    return response
+def _roles_held_now(session, user_ids: list[int]) -> dict[int, list[str]]:
+    """The roles in force now for a page of users, in one query: approved grants whose period
+    covers now (one that ends next month counts; one that starts next week does not yet)."""
+    if not user_ids:
+        return {}
+    now = utcnow()
+    rows = session.execute(
+        select(RoleGrant.user_id, RoleGrant.role).where(
+            RoleGrant.user_id.in_(user_ids), RoleGrant.status == "active",
+            RoleGrant.valid_from <= now, or_(RoleGrant.valid_to.is_(None), RoleGrant.valid_to > now),
+        ).order_by(RoleGrant.role)
+    ).all()
+    roles: dict[int, list[str]] = {}
+    for user_id, role in rows:
+        roles.setdefault(user_id, []).append(role)
+    return roles
+
 
 
 @router.get("/people/users/{user_id}", include_in_schema=False)
@@ -208,7 +211,7 @@ def rename_user(request: Request, session: DbSession, user_id: RowId, display_na
                 user: User = require(Permission.USERS_MANAGE)):
     with committing(session):
         service.update_user_names(session, user, user_id, display_name_zh, display_name_en)
-    return _redirect(request, f"/people/users/{user_id}")
+    return see_other(request, f"/people/users/{user_id}")
 
 
 @router.post("/people/users/{user_id}/active", include_in_schema=False)
@@ -217,7 +220,7 @@ def set_active(request: Request, session: DbSession, user_id: RowId,
                user: User = require(Permission.USERS_MANAGE)):
     with committing(session):
         service.set_active(session, user, user_id, active, reason)
-    return _redirect(request, f"/people/users/{user_id}")
+    return see_other(request, f"/people/users/{user_id}")
 
 
 @router.post("/people/users/{user_id}/password", include_in_schema=False)
@@ -225,7 +228,7 @@ def reset_password(request: Request, session: DbSession, user_id: RowId, new_pas
                    user: User = require(Permission.USERS_MANAGE)):
     with committing(session):
         service.reset_password(session, user, user_id, new_password)
-    return _redirect(request, f"/people/users/{user_id}")
+    return see_other(request, f"/people/users/{user_id}")
 
 
 @router.post("/people/users/{user_id}/roles", include_in_schema=False)
@@ -235,7 +238,7 @@ def propose_role(request: Request, session: DbSession, user_id: RowId,
                  user: User = require(Permission.USERS_MANAGE)):
     with committing(session):
         service.propose_role(session, user, user_id, role, note=note)
-    return _redirect(request, f"/people/users/{user_id}")
+    return see_other(request, f"/people/users/{user_id}")
 
 
 @router.post("/people/users/{user_id}/tokens", include_in_schema=False)
@@ -251,7 +254,7 @@ def revoke_token(request: Request, session: DbSession, token_id: RowId,
                  user: User = require(Permission.TOKENS_MANAGE)):
     with committing(session):
         row = service.revoke_token(session, user, token_id)
-    return _redirect(request, f"/people/users/{row.user_id}")
+    return see_other(request, f"/people/users/{row.user_id}")
 
 
 # ---------------------------------------------------------------- role grants (QM decides)
@@ -275,7 +278,7 @@ def decide_grant(request: Request, session: DbSession, grant_id: RowId,
                  user: User = require(Permission.ROLES_APPROVE)):
     with committing(session):
         service.decide_role(session, user, grant_id, approve, note)
-    return _redirect(request, "/people/roles")
+    return see_other(request, "/people/roles")
 
 
 @router.post("/people/roles/{grant_id}/end", include_in_schema=False)
@@ -283,7 +286,7 @@ def end_grant(request: Request, session: DbSession, grant_id: RowId, reason: Opt
               user: User = require(Permission.USERS_MANAGE)):
     with committing(session):
         grant = service.end_role(session, user, grant_id, reason)
-    return _redirect(request, f"/people/users/{grant.user_id}")
+    return see_other(request, f"/people/users/{grant.user_id}")
 
 
 # ---------------------------------------------------------------- the laboratory profile
@@ -305,7 +308,7 @@ def save_lab(request: Request, session: DbSession, name_zh: Text,
     with committing(session):
         service.save_lab(session, user, name_zh=name_zh, name_en=name_en, address_zh=address_zh,
                          address_en=address_en, cma_certificate_no=cma_certificate_no, phone=phone)
-    return _redirect(request, "/people/lab")
+    return see_other(request, "/people/lab")
 
 
 # ---------------------------------------------------------------- JSON API
@@ -330,17 +333,7 @@ def api_users(request: Request, session: DbSession, page: int = Query(1, ge=1, l
               user: User = require(Permission.USERS_READ)) -> dict:
     result = paginate(session, select(User).order_by(User.id), page,
                       request.app.state.settings.page_size)
-    ids = [u.id for u in result.items]
-    grants = session.scalars(
-        select(RoleGrant).where(RoleGrant.user_id.in_(ids), RoleGrant.status == "active")
-    ).all() if ids else []
-    roles: dict[int, set[str]] = {}
-    from app.core.db import utcnow
-
-    now = utcnow()
-    for g in grants:
-        if g.valid_from <= now and (g.valid_to is None or g.valid_to > now):
-            roles.setdefault(g.user_id, set()).add(g.role)
+    roles = _roles_held_now(session, [u.id for u in result.items])
     return {
         "page": result.page, "pages": result.pages, "total": result.total,
         "items": [{"id": u.id, "username": u.username, "display_name_zh": u.display_name_zh,
