@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -30,20 +31,27 @@ def _settings() -> Settings:
     try:
         settings = get_settings()
     except Exception as exc:  # invalid LIMS_* values
-        err.print(f"[red]Configuration error:[/red] {exc}")
+        err.print(f"[red]Configuration error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     settings.ensure_data_dir()
     return settings
 
 
 def _database(settings: Settings):
+    """A Database for this command; its connections are closed when the command ends."""
+    import click
+
     from app.core.db import Database
 
-    return Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(db.dispose)
+    return db
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]{message}[/red]")
+    err.print(f"[red]{escape(message)}[/red]")
     raise typer.Exit(code)
 
 
@@ -198,7 +206,6 @@ def audit_checkpoint() -> None:
 @app.command("backup")
 def backup(dest: Path) -> None:
     """Consistent online backup of the database and the data dir, with a SHA-256 manifest."""
-    from rich.markup import escape
 
     from app.core.backup import BackupError, create_backup
 
@@ -206,7 +213,7 @@ def backup(dest: Path) -> None:
     try:
         manifest = create_backup(settings, dest, console=err)
     except BackupError as exc:
-        _fail(escape(str(exc)))  # paths may hold [brackets]
+        _fail(str(exc))
     console.print(f"backup written to {escape(str(dest))}: {len(manifest['files'])} files, "
                   f"audit head seq {manifest['audit']['seq']} {manifest['audit']['head_hash']}",
                   soft_wrap=True)
@@ -215,7 +222,6 @@ def backup(dest: Path) -> None:
 @app.command("restore")
 def restore(src: Path) -> None:
     """Restore a backup into an empty data dir (and empty database), then verify the chain."""
-    from rich.markup import escape
 
     from app.core.backup import BackupError, restore_backup
 
@@ -223,7 +229,7 @@ def restore(src: Path) -> None:
     try:
         result = restore_backup(settings, src, console=err)
     except BackupError as exc:
-        _fail(escape(str(exc)))  # paths may hold [brackets]
+        _fail(str(exc))
     console.print(f"restored: OK {result.events} events, head {result.head_hash}", soft_wrap=True)
 
 
