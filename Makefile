@@ -31,7 +31,7 @@ lint: setup
 
 i18n: setup
 	$(BIN)/pybabel extract -F babel.cfg -o app/locale/messages.pot --no-location --sort-output .
-	$(BIN)/pybabel update -i app/locale/messages.pot -d app/locale -D messages --no-fuzzy-matching
+	$(BIN)/pybabel update -i app/locale/messages.pot -d app/locale -D messages --no-fuzzy-matching --ignore-obsolete
 
 clean:
 	rm -rf var tests/e2e/screenshots .pytest_cache .ruff_cache
