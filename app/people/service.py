@@ -267,6 +267,11 @@ def authenticate(
         verify_password(DUMMY_HASH, password)  # same cost as a real check
         raise InvalidCredentials(record=_refusal_recorder(
             None, "login.unknown_user", {"username": username.strip()[:64]}))
+    if not user.active and not verify_password(user.password_hash, password):
+        # Only someone who knows the password learns that the account is deactivated; anyone
+        # else gets the answer an unknown username gets (no confirming which accounts exist).
+        raise InvalidCredentials(record=_refusal_recorder(
+            user.id, "login.refused", {"reason": "inactive"}))
     _refuse_if_unusable(user, "login", now)
     if not verify_password(user.password_hash, password):
         raise InvalidCredentials(
