@@ -383,6 +383,10 @@ def decide_role(
     grant.status = "active" if approve else "rejected"
     grant.decided_by_id = actor.id
     grant.decided_at = utcnow()
+    if approve and grant.valid_from < grant.decided_at:
+        # Not in force before the second person said yes: roles are evaluated at the time of
+        # an act, and between proposal and approval the role was not held.
+        grant.valid_from = grant.decided_at
     if note.strip():
         grant.note = (grant.note + "\n" + note.strip()).strip()[:500]
     session.flush()
