@@ -33,18 +33,26 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not canonical-JSON serialisable")
 
 
+_CONTAINERS = (float, dict, list, tuple, set, frozenset, enum.Enum)
+
+
 def _refuse_floats(value: Any) -> None:
-    """json.dumps writes floats itself (never calling `default`), so look for them first:
-    a float in hashed content would be a silently rounded result."""
+    """json.dumps writes floats itself (never calling `default`), so look for them first,
+    wherever they hide (values, keys, sets, enum values): a float in hashed content would be a
+    silently rounded result."""
     if isinstance(value, float):
         raise TypeError("floats are not allowed in canonical content; use Decimal")
-    if isinstance(value, dict):
-        for item in value.values():
-            if isinstance(item, (float, dict, list, tuple)):
+    if isinstance(value, enum.Enum):
+        _refuse_floats(value.value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, float):
+                _refuse_floats(key)
+            if isinstance(item, _CONTAINERS):
                 _refuse_floats(item)
-    elif isinstance(value, (list, tuple)):
+    elif isinstance(value, (list, tuple, set, frozenset)):
         for item in value:
-            if isinstance(item, (float, dict, list, tuple)):
+            if isinstance(item, _CONTAINERS):
                 _refuse_floats(item)
 
 

@@ -46,9 +46,6 @@ class _Ratio(enum.Enum):
     HALF = 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="app/core/canonical.py: _refuse_floats walks dicts, lists "
-                   "and tuples only; floats inside sets or as Enum values reach json.dumps through "
-                   "default(), and float dict keys are turned into strings")
 @pytest.mark.parametrize("value", [{"a": {0.5}}, {"a": frozenset([1.5])}, {"a": _Ratio.HALF},
                                    {0.5: "x"}], ids=["set", "frozenset", "enum", "key"])
 def test_canonical_json_refuses_floats_wherever_they_hide(value):
