@@ -177,7 +177,8 @@ def audit_verify() -> None:
         with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=err, transient=True, disable=not err.is_terminal) as progress:
             task = progress.add_task("verify", total=total)
-            result = audit.verify_chain(session, key, lambda n: progress.advance(task, n))
+            result = audit.verify_chain(session, key, lambda n: progress.advance(task, n),
+                                       audit.read_anchors(settings.resolved_audit_anchor_file))
     if key is None and result.checkpoints:
         err.print(f"[yellow]warning: audit key file {key_file} not found; checkpoint signatures not checked[/yellow]")
     if result.ok:
@@ -196,7 +197,7 @@ def audit_checkpoint() -> None:
     key = audit.read_or_create_audit_key(settings.resolved_audit_key_file)
     db = _database(settings)
     with db.transaction() as session:
-        checkpoint = audit.create_checkpoint(session, None, key)
+        checkpoint = audit.create_checkpoint(session, None, key, settings.resolved_audit_anchor_file)
     print(f"checkpoint at seq {checkpoint.seq}, head {checkpoint.head_hash}")
 
 

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     def resolved_audit_key_file(self) -> Path:
         return (self.audit_key_file or self.data_path / "audit.key").expanduser().resolve()
 
+    @cached_property
+    def resolved_audit_anchor_file(self) -> Path:
+        """Checkpoints recorded outside the database, beside the audit key."""
+        key_file = self.resolved_audit_key_file
+        return key_file.with_name(key_file.stem + ".anchors")
+
     def ensure_data_dir(self) -> Path:
         self.data_path.mkdir(parents=True, exist_ok=True)
         return self.data_path

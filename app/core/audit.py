@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -225,8 +225,50 @@ def checkpoint_signature(key: bytes, seq: int, head_hash: str, created_at: datet
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def create_checkpoint(session: Session, actor: Actor | None, key: bytes) -> AuditCheckpoint:
-    """Anchor the current head; the checkpoint itself is then recorded in the trail."""
+_ANCHORS_KEY = "lims_audit_anchor_lines"  # (path, line) written after commit; see read_anchors
+
+
+def _anchor_line(checkpoint: AuditCheckpoint) -> str:
+    return (f"{checkpoint.seq} {checkpoint.head_hash} "
+            f"{checkpoint.created_at.strftime(ISO_UTC)} {checkpoint.signature}\n")
+
+
+@event.listens_for(Session, "after_commit")
+def _write_anchors(session: Session) -> None:
+    for path, line in session.info.pop(_ANCHORS_KEY, []):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="ascii") as handle:
+            handle.write(line)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_anchors(session: Session) -> None:
+    session.info.pop(_ANCHORS_KEY, None)
+
+
+def read_anchors(path: Path) -> list[AuditCheckpoint]:
+    """The checkpoints recorded outside the database; a damaged line becomes an anchor whose
+    signature cannot verify, so it is reported rather than skipped."""
+    if not path.exists():
+        return []
+    anchors = []
+    for number, line in enumerate(path.read_text(encoding="ascii", errors="replace").splitlines(), 1):
+        parts = line.split()
+        try:
+            seq, head_hash, created, signature = int(parts[0]), parts[1], parts[2], parts[3]
+            created_at = datetime.strptime(created, ISO_UTC).replace(tzinfo=UTC)
+        except (IndexError, ValueError):
+            seq, head_hash, created_at, signature = 0, f"damaged line {number}", utcnow(), ""
+        anchors.append(AuditCheckpoint(seq=seq, head_hash=head_hash, created_at=created_at,
+                                       created_by="anchor file", signature=signature))
+    return anchors
+
+
+def create_checkpoint(
+    session: Session, actor: Actor | None, key: bytes, anchor_file: Path | None = None
+) -> AuditCheckpoint:
+    """Anchor the current head (in the database and, after commit, in `anchor_file`); the
+    checkpoint itself is then recorded in the trail."""
     actor = actor or SYSTEM
     seq, head_hash = head(session)
     created_at = utcnow()
@@ -239,6 +281,8 @@ def create_checkpoint(session: Session, actor: Actor | None, key: bytes) -> Audi
     )
     session.add(checkpoint)
     session.flush()
+    if anchor_file is not None:
+        session.info.setdefault(_ANCHORS_KEY, []).append((anchor_file, _anchor_line(checkpoint)))
     append(
         session, actor, "audit.checkpoint", "audit_checkpoint", checkpoint.id,
         None, {"seq": seq, "head_hash": head_hash},
@@ -285,13 +329,19 @@ def _iter_rows(session: Session, batch: int = 5000) -> Iterator[Any]:
 
 
 def verify_chain(
-    session: Session, key: bytes | None, progress: Callable[[int], None] | None = None
+    session: Session,
+    key: bytes | None,
+    progress: Callable[[int], None] | None = None,
+    anchors: Sequence[AuditCheckpoint] = (),
 ) -> VerifyResult:
-    """Recompute the whole chain, then check every checkpoint lies on it and is genuine."""
+    """Recompute the whole chain, then check every checkpoint (rows in the database and
+    `anchors` kept outside it) lies on it and is genuine."""
     flush_pending(session)
     expected_seq, prev = 1, GENESIS_HASH
     hashes_at: dict[int, str] = {}
-    checkpoints = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)).all()
+    checkpoints = sorted(
+        [*session.scalars(select(AuditCheckpoint)).all(), *anchors], key=lambda c: c.seq
+    )
     wanted = {c.seq for c in checkpoints}
     bad: tuple[int, str] | None = None
     stray: int | None = None

@@ -593,7 +593,11 @@ def _prove_head(settings: Settings, url: str, manifest: dict[str, Any],
         revision = current_revision(db.engine)
         with db.reading() as session, _progress(console) as progress:
             task = progress.add_task("verifying audit chain", total=audit.count_events(session))
-            result = audit.verify_chain(session, key, lambda n: progress.advance(task, n))
+            result = audit.verify_chain(
+                session, key, lambda n: progress.advance(task, n),
+                [a for a in audit.read_anchors(settings.resolved_audit_anchor_file)
+                 if a.seq <= int(manifest["audit"]["seq"])],  # later anchors postdate the backup
+            )
     except BackupError:
         raise
     except Exception as exc:

@@ -26,7 +26,7 @@ def checkpoint_if_due(db: Database, settings: Settings) -> audit.AuditCheckpoint
         if latest is not None and utcnow() - latest.created_at < CHECKPOINT_INTERVAL:
             return None
         key = audit.read_or_create_audit_key(settings.resolved_audit_key_file)
-        return audit.create_checkpoint(session, None, key)
+        return audit.create_checkpoint(session, None, key, settings.resolved_audit_anchor_file)
 
 
 JOBS = (checkpoint_if_due,)

@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Query, Request
 
-from app.core.audit import read_or_create_audit_key
 from app.core.auth import DbSession, require
 from app.core.db import committing
 from app.core.i18n import N_
@@ -70,9 +69,8 @@ def audit_event(request: Request, session: DbSession, seq: Annotated[int, Path(g
 @router.post("/oversight/audit/checkpoint", include_in_schema=False)
 def checkpoint(request: Request, session: DbSession,
                user: User = require(Permission.AUDIT_CHECKPOINT)):
-    key = read_or_create_audit_key(request.app.state.settings.resolved_audit_key_file)
     with committing(session):
-        service.make_checkpoint(session, user, key)
+        service.make_checkpoint(session, user, request.app.state.settings)
     return see_other(request, "/oversight/audit/integrity")
 
 
@@ -80,9 +78,8 @@ def checkpoint(request: Request, session: DbSession,
 def review(request: Request, session: DbSession, password: Annotated[str, Form(max_length=256)],
            note: Annotated[str, Form(max_length=1000)] = "",
            user: User = require(Permission.AUDIT_REVIEW)):
-    key = read_or_create_audit_key(request.app.state.settings.resolved_audit_key_file)
     with committing(session):
-        service.review_trail(session, user, password, note, key)
+        service.review_trail(session, user, password, note, request.app.state.settings)
     return see_other(request, "/oversight/audit/integrity")
 
 

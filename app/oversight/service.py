@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.core import audit
 from app.core.audit import AuditCheckpoint, AuditEvent
 from app.core.db import utcnow
@@ -75,17 +76,25 @@ def find_event_by_hash(session: Session, prefix: str) -> AuditEvent | None:
     ).first()
 
 
-def make_checkpoint(session: Session, actor: User, key: bytes) -> AuditCheckpoint:
+def _audit_key(settings: Settings) -> bytes:
+    return audit.read_or_create_audit_key(settings.resolved_audit_key_file)
+
+
+def make_checkpoint(session: Session, actor: User, settings: Settings) -> AuditCheckpoint:
     ensure(session, actor, Permission.AUDIT_CHECKPOINT)
-    return audit.create_checkpoint(session, actor, key)
+    return audit.create_checkpoint(
+        session, actor, _audit_key(settings), settings.resolved_audit_anchor_file
+    )
 
 
 def review_trail(
-    session: Session, actor: User, password: str, note: str, key: bytes
+    session: Session, actor: User, password: str, note: str, settings: Settings
 ) -> AuditReview:
     """Verify the whole chain, then sign that it was reviewed up to the current head."""
     ensure(session, actor, Permission.AUDIT_REVIEW)
-    result = audit.verify_chain(session, key)
+    result = audit.verify_chain(
+        session, _audit_key(settings), anchors=audit.read_anchors(settings.resolved_audit_anchor_file)
+    )
     review = AuditReview(
         seq=result.events, head_hash=result.head_hash, chain_ok=result.ok, events=result.events,
         note=note.strip()[:1000], reviewed_at=utcnow(), reviewer_id=actor.id,

@@ -17,12 +17,12 @@ TABLES = {"audit_event": "actor", "audit_checkpoint": "created_by", "e_signature
 
 
 @pytest.fixture
-def filled(db):
+def filled(db, settings):
     """At least one row in each protected table (row triggers only fire on existing rows)."""
     qm = make_user(db, "qmgr", "quality_manager")
     with db.transaction() as session:
         audit.create_checkpoint(session, qm, b"k" * 32)
-        service.review_trail(session, session.merge(qm), PASSWORD, "monthly", b"k" * 32)
+        service.review_trail(session, session.merge(qm), PASSWORD, "monthly", settings)
     with db.reading() as session:
         counts = {t: session.scalar(select(func.count()).select_from(text(t))) for t in TABLES}
     assert all(counts.values()), counts

@@ -188,3 +188,53 @@ def test_daily_job_checks_the_age_of_the_last_checkpoint(settings, db, age, expe
         assert session.scalar(select(func.count()).select_from(audit.AuditCheckpoint)) == (
             2 if expect_new else 1)
         assert audit.verify_chain(session, key).ok
+
+
+# ---------------------------------------------------------------- anchors outside the database
+
+
+def test_a_checkpoint_is_also_written_to_the_anchor_file_beside_the_key(settings, db):
+    add_events(db, 2)
+    checkpoint = cli_checkpoint(settings, db)
+    anchor_file = settings.data_path / "audit.anchors"
+    assert anchor_file == settings.resolved_audit_anchor_file
+    (anchor,) = audit.read_anchors(anchor_file)
+    assert (anchor.seq, anchor.head_hash, anchor.signature) == (
+        checkpoint.seq, checkpoint.head_hash, checkpoint.signature)
+
+
+def test_deleting_the_checkpoint_rows_does_not_hide_a_rewritten_chain(settings, db):
+    """With the triggers dropped, an intruder rewrites the chain and deletes the checkpoints
+    from the database; the anchors kept beside the key still catch it."""
+    from tests.core.chain_tools import CHECKPOINTS, unprotected
+
+    add_events(db, 3)
+    cli_checkpoint(settings, db)  # anchors seq 3
+    add_events(db, 2)
+    rewrite_chain(db, 2, '{"i":999}')
+    with unprotected(db, "audit_checkpoint") as conn:
+        conn.execute(CHECKPOINTS.delete())
+    assert checkpoints(db) == []
+
+    result = run_cli(settings, "audit", "verify")
+    assert result.exit_code == 1, result.output
+    assert "FAIL at seq 3:" in result.stdout
+
+
+def test_a_rolled_back_checkpoint_leaves_no_anchor(settings, db):
+    add_events(db, 2)
+    key = audit.read_or_create_audit_key(settings.resolved_audit_key_file)
+    with pytest.raises(RuntimeError), db.transaction() as session:
+        audit.create_checkpoint(session, None, key, settings.resolved_audit_anchor_file)
+        raise RuntimeError("the transaction fails after the checkpoint")
+    assert audit.read_anchors(settings.resolved_audit_anchor_file) == []
+    assert checkpoints(db) == []
+
+
+def test_a_damaged_anchor_line_fails_verification(settings, db):
+    add_events(db, 2)
+    cli_checkpoint(settings, db)
+    with settings.resolved_audit_anchor_file.open("a") as handle:
+        handle.write("garbage\n")
+    result = run_cli(settings, "audit", "verify")
+    assert result.exit_code == 1, result.output
