@@ -175,3 +175,11 @@ def test_the_audit_viewer_costs_the_same_for_few_and_many_events(client, db, use
     older = statements(client, count_queries, re.search(r'href="(/oversight/audit\?[^"]*before=\d+[^"]*)"',
                                                         page.text).group(1).replace("&amp;", "&"))
     assert older == many
+
+
+def test_the_json_api_is_described_by_openapi_under_api_v1(client):
+    spec = client.get("/api/v1/openapi.json")
+    assert spec.status_code == 200
+    paths = spec.json()["paths"]
+    assert {"/api/v1/health", "/api/v1/me", "/api/v1/users", "/api/v1/audit/events"} <= set(paths)
+    assert all(path.startswith("/api/v1/") for path in paths)  # pages stay out of the API docs
