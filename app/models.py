@@ -2,6 +2,7 @@
 
 from app.core.audit import AuditCheckpoint, AuditEvent  # noqa: F401
 from app.core.db import metadata  # noqa: F401
+from app.core.files import StoredFile  # noqa: F401
 from app.core.signatures import ElectronicSignature  # noqa: F401
 from app.oversight.models import AuditReview  # noqa: F401
 from app.people.models import ApiToken, Laboratory, RoleGrant, User  # noqa: F401
