@@ -43,7 +43,7 @@ def _database(settings: Settings):
 
     from app.core.db import Database
 
-    db = Database(settings.resolved_database_url)
+    db = Database.from_settings(settings)
     context = click.get_current_context(silent=True)
     if context is not None:
         context.call_on_close(db.dispose)

@@ -4,5 +4,16 @@ from app.core.audit import AuditCheckpoint, AuditEvent  # noqa: F401
 from app.core.db import metadata  # noqa: F401
 from app.core.files import StoredFile  # noqa: F401
 from app.core.signatures import ElectronicSignature  # noqa: F401
+from app.instruments.models import (  # noqa: F401
+    CalibrationAcceptance,
+    CalibrationRecord,
+    ImpactAssessment,
+    Instrument,
+    InstrumentAttachment,
+    InstrumentUse,
+    IntermediateCheck,
+    MaintenanceRecord,
+    ServiceChange,
+)
 from app.oversight.models import AuditReview  # noqa: F401
 from app.people.models import ApiToken, Laboratory, RoleGrant, User  # noqa: F401

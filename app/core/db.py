@@ -105,13 +105,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """One engine and its session factories; owned by the app or the CLI command."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, calendar: Any = None, **engine_kwargs: Any) -> None:
+        from app.core.labtime import DEFAULT_CALENDAR, SESSION_KEY
+
         self.url = normalise_url(url)
         self.engine = make_engine(self.url, **engine_kwargs)
         self.dialect = self.engine.dialect.name
+        self.calendar = calendar or DEFAULT_CALENDAR
+        info = {SESSION_KEY: self.calendar}
         write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
-        self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
-        self._write = sessionmaker(bind=write_engine, expire_on_commit=False)
+        self._read = sessionmaker(bind=self.engine, expire_on_commit=False, info=info)
+        self._write = sessionmaker(bind=write_engine, expire_on_commit=False, info=info)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Database:
+        """The app's and the CLI's database: the configured URL and the lab's calendar."""
+        from app.core.labtime import LabCalendar
+
+        return cls(settings.resolved_database_url, calendar=LabCalendar.from_settings(settings))
 
     def session(self, *, write: bool) -> Session:
         return (self._write if write else self._read)()

@@ -45,4 +45,5 @@ SIGNATURE_MEANING_LABELS: dict[str, LazyProxy] = {
     "issued": N_("issued"),
     "confirmed": N_("confirmed"),
     "witnessed": N_("witnessed"),
+    "performed": N_("performed"),
 }

@@ -26,6 +26,7 @@ class Permission(StrEnum):
     LAB_READ = "lab.read"
     USERS_READ = "users.read"
     AUDIT_READ = "audit.read"
+    INSTRUMENTS_READ = "instruments.read"
     # personal: a user's own language, password and tokens; never a lab record
     OWN_ACCOUNT = "account.own"
     # change
@@ -35,18 +36,28 @@ class Permission(StrEnum):
     TOKENS_MANAGE = "tokens.manage"
     AUDIT_CHECKPOINT = "audit.checkpoint"
     AUDIT_REVIEW = "audit.review"
+    # instruments: register and keep calibration records (technical manager); record checks and
+    # maintenance (whoever runs the instrument); 计量确认 (its responsible person, checked in
+    # the service); impact dispositions (quality manager)
+    INSTRUMENTS_MANAGE = "instruments.manage"
+    INSTRUMENTS_RECORD = "instruments.record"
+    INSTRUMENTS_CONFIRM = "instruments.confirm"
+    INSTRUMENTS_DISPOSE = "instruments.dispose"
 
 
 READ_PERMISSIONS = frozenset(
-    {Permission.DASHBOARD_VIEW, Permission.LAB_READ, Permission.USERS_READ, Permission.AUDIT_READ}
+    {Permission.DASHBOARD_VIEW, Permission.LAB_READ, Permission.USERS_READ, Permission.AUDIT_READ,
+     Permission.INSTRUMENTS_READ}
 )
 PERSONAL_PERMISSIONS = frozenset({Permission.OWN_ACCOUNT})
 EVERY_USER = READ_PERMISSIONS - {Permission.AUDIT_READ, Permission.USERS_READ} | PERSONAL_PERMISSIONS
 
+RUNS_INSTRUMENTS = frozenset({Permission.INSTRUMENTS_RECORD, Permission.INSTRUMENTS_CONFIRM})
+
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.SAMPLER: EVERY_USER,
+    Role.SAMPLER: EVERY_USER | RUNS_INSTRUMENTS,
     Role.CUSTODIAN: EVERY_USER,
-    Role.ANALYST: EVERY_USER,
+    Role.ANALYST: EVERY_USER | RUNS_INSTRUMENTS,
     Role.CHECKER: EVERY_USER,
     Role.REVIEWER: EVERY_USER,
     Role.SIGNATORY: EVERY_USER,
@@ -57,8 +68,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.ROLES_APPROVE,
         Permission.AUDIT_CHECKPOINT,
         Permission.AUDIT_REVIEW,
+        Permission.INSTRUMENTS_DISPOSE,
     },
-    Role.TECHNICAL_MANAGER: EVERY_USER | {Permission.USERS_READ, Permission.AUDIT_READ},
+    Role.TECHNICAL_MANAGER: EVERY_USER
+    | RUNS_INSTRUMENTS
+    | {Permission.USERS_READ, Permission.AUDIT_READ, Permission.INSTRUMENTS_MANAGE},
     Role.INSPECTOR: READ_PERMISSIONS | PERSONAL_PERMISSIONS,
     Role.ADMIN: EVERY_USER
     | {

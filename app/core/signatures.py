@@ -33,6 +33,7 @@ class SignatureMeaning(StrEnum):
     ISSUED = "issued"
     CONFIRMED = "confirmed"
     WITNESSED = "witnessed"
+    PERFORMED = "performed"
 
 
 class ElectronicSignature(SQLModel, table=True):

@@ -1,0 +1,320 @@
+"""An instrument's status at any moment, and the usability gate (DESIGN.md rule 7).
+
+The status follows from the history alone. Of the records in effect at `at`, the latest one
+that changes fitness decides ("latest" by the lab's local day, then by entry order, since a
+certificate carries a date and no time):
+
+- a retirement → `retired` (terminal, outranks everything);
+- a failed calibration, a failed intermediate check, a repair, or a decision to stop → the
+  instrument is `out_of_service` until a later passing calibration is accepted (计量确认);
+- an accepted passing (or restricted) calibration → in calibration until its due instant:
+  `in_service`, `due_soon` within the warning window, then `overdue`;
+- nothing at all → `overdue` (never calibrated).
+
+Before its commissioning date an instrument is `out_of_service` (not yet commissioned).
+The whole computation is one SQL query for any number of instruments (a window function over
+the union of the records in effect), so the list of 2,000 instruments costs one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import Session, aliased
+
+from app.core.db import UTCDateTime
+from app.core.labtime import LabCalendar, lab_calendar
+from app.instruments import errors
+from app.instruments.models import (
+    AcceptanceDecision,
+    CalibrationAcceptance,
+    CalibrationRecord,
+    CheckResult,
+    ConfirmationResult,
+    Instrument,
+    InstrumentStatus,
+    InstrumentUse,
+    IntermediateCheck,
+    MaintenanceKind,
+    MaintenanceRecord,
+    ServiceAction,
+    ServiceChange,
+    ServiceState,
+)
+
+RESTORE, SUSPEND, RETIRE = "restore", "suspend", "retire"
+
+
+@dataclass(frozen=True)
+class StatusReading:
+    """What the history says about one instrument at one moment."""
+
+    status: InstrumentStatus
+    at: datetime
+    reason: str | None = None  # why it is unusable: overdue, not_calibrated, out_of_service, ...
+    cause: str | None = None  # for out_of_service: failed_calibration, failed_check, repair, ...
+    since: datetime | None = None  # when the deciding record took effect
+    due_at: datetime | None = None  # end of the calibration in force
+    calibration_id: int | None = None  # the certificate in force
+    restricted: bool = False
+    restriction: str = ""
+    allowed_parameters: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def usable(self) -> bool:
+        return self.status in (InstrumentStatus.IN_SERVICE, InstrumentStatus.DUE_SOON)
+
+
+def not_superseded(model: type) -> ColumnElement[bool]:
+    newer = aliased(model)
+    return ~exists().where(newer.supersedes_id == model.id)
+
+
+def effects_in_force(at: datetime, instrument_ids: Iterable[int] | None = None):
+    """The union of every current record that changes fitness and took effect by `at`."""
+    ids = None if instrument_ids is None else list(instrument_ids)
+
+    def only(model: type) -> list[ColumnElement[bool]]:
+        return [] if ids is None else [model.instrument_id.in_(ids)]
+
+    cal = CalibrationRecord
+    calibrations = (
+        select(
+            cal.instrument_id.label("instrument_id"),
+            cal.event_day.label("event_day"),
+            cal.recorded_at.label("recorded_at"),
+            case((cal.result == ConfirmationResult.FAIL.value, literal(SUSPEND)), else_=literal(RESTORE))
+            .label("effect"),
+            case((cal.result == ConfirmationResult.FAIL.value, literal("failed_calibration")), else_=null())
+            .label("cause"),
+            cal.effective_from.label("effective_from"),
+            cal.due_at.label("due_at"),
+            cal.id.label("calibration_id"),
+        )
+        .outerjoin(CalibrationAcceptance, CalibrationAcceptance.calibration_id == cal.id)
+        .where(
+            cal.effective_from <= at,
+            not_superseded(cal),
+            or_(
+                cal.result == ConfirmationResult.FAIL.value,
+                CalibrationAcceptance.decision == AcceptanceDecision.ACCEPTED.value,
+            ),
+            *only(cal),
+        )
+    )
+
+    def suspensions(model: type, condition: ColumnElement[bool], cause: str, revisable: bool = True):
+        return select(
+            model.instrument_id, model.event_day, model.recorded_at, literal(SUSPEND),
+            literal(cause), model.effective_from,
+            null().cast(UTCDateTime), null().cast(Integer),
+        ).where(model.effective_from <= at, condition, *([not_superseded(model)] if revisable else []),
+                *only(model))
+
+    checks = suspensions(IntermediateCheck, IntermediateCheck.result == CheckResult.FAIL.value, "failed_check")
+    repairs = suspensions(MaintenanceRecord, MaintenanceRecord.kind == MaintenanceKind.REPAIR.value, "repair")
+    stops = suspensions(ServiceChange, ServiceChange.action == ServiceAction.OUT_OF_SERVICE.value, "decision",
+                        revisable=False)
+    retirements = select(
+        ServiceChange.instrument_id, ServiceChange.event_day, ServiceChange.recorded_at, literal(RETIRE),
+        null().cast(String), ServiceChange.effective_from, null().cast(UTCDateTime), null().cast(Integer),
+    ).where(ServiceChange.effective_from <= at, ServiceChange.action == ServiceAction.RETIRED.value,
+            *only(ServiceChange))
+    return union_all(calibrations, checks, repairs, stops, retirements).subquery("effects")
+
+
+def deciding_effects(at: datetime, instrument_ids: Iterable[int] | None = None):
+    """Per instrument, the one effect that decides its status at `at` (rank 1)."""
+    effects = effects_in_force(at, instrument_ids)
+    rank = func.row_number().over(
+        partition_by=effects.c.instrument_id,
+        order_by=(
+            case((effects.c.effect == RETIRE, 0), else_=1),
+            effects.c.event_day.desc(),
+            effects.c.recorded_at.desc(),
+        ),
+    ).label("rank")
+    ranked = select(*effects.c, rank).subquery("ranked")
+    return select(ranked).where(ranked.c.rank == 1).subquery("deciding")
+
+
+def _restriction_of(calibration_ids: set[int], session: Session) -> dict[int, tuple[str, tuple[str, ...]]]:
+    if not calibration_ids:
+        return {}
+    rows = session.execute(
+        select(CalibrationRecord.id, CalibrationRecord.restriction, CalibrationRecord.allowed_parameters)
+        .where(CalibrationRecord.id.in_(calibration_ids),
+               CalibrationRecord.result == ConfirmationResult.RESTRICTED.value)
+    ).all()
+    return {row.id: (row.restriction, tuple(json.loads(row.allowed_parameters))) for row in rows}
+
+
+def reading_from(
+    at: datetime, commissioned_from: datetime, effect: str | None, cause: str | None,
+    since: datetime | None, due_at: datetime | None, calibration_id: int | None,
+    calendar: LabCalendar, restriction: tuple[str, tuple[str, ...]] | None = None,
+) -> StatusReading:
+    """Turn the deciding effect into a status (pure; shared by the query and the tests)."""
+    if effect == RETIRE:
+        return StatusReading(InstrumentStatus.RETIRED, at, "retired", since=since)
+    if at < commissioned_from:
+        return StatusReading(InstrumentStatus.OUT_OF_SERVICE, at, "not_commissioned", "not_commissioned")
+    if effect == SUSPEND:
+        return StatusReading(InstrumentStatus.OUT_OF_SERVICE, at, "out_of_service", cause, since=since)
+    if effect != RESTORE or due_at is None:
+        return StatusReading(InstrumentStatus.OVERDUE, at, "not_calibrated")
+    restricted = restriction is not None
+    extra = {
+        "since": since, "due_at": due_at, "calibration_id": calibration_id, "restricted": restricted,
+        "restriction": restriction[0] if restriction else "",
+        "allowed_parameters": restriction[1] if restriction else (),
+    }
+    if at >= due_at:
+        return StatusReading(InstrumentStatus.OVERDUE, at, "overdue", **extra)
+    if at >= due_at - calendar.due_soon:
+        return StatusReading(InstrumentStatus.DUE_SOON, at, **extra)
+    return StatusReading(InstrumentStatus.IN_SERVICE, at, **extra)
+
+
+def statuses_at(
+    session: Session, at: datetime, instruments: Iterable[Instrument] | None = None
+) -> dict[int, StatusReading]:
+    """The status of many instruments (all when `instruments` is None) at `at`: one query for
+    the history, one for the restrictions of restricted certificates in force."""
+    calendar = lab_calendar(session)
+    chosen = None if instruments is None else list(instruments)
+    deciding = deciding_effects(at, None if chosen is None else [i.id for i in chosen])
+    stmt = select(
+        Instrument.id, Instrument.commissioned_on, deciding.c.effect, deciding.c.cause,
+        deciding.c.effective_from, deciding.c.due_at, deciding.c.calibration_id,
+    ).outerjoin(deciding, deciding.c.instrument_id == Instrument.id)
+    if chosen is not None:
+        stmt = stmt.where(Instrument.id.in_([i.id for i in chosen]))
+    rows = session.execute(stmt).all()
+    restrictions = _restriction_of(
+        {r.calibration_id for r in rows if r.effect == RESTORE and r.calibration_id}, session
+    )
+    return {
+        row.id: reading_from(
+            at, calendar.start_of(row.commissioned_on), row.effect, row.cause, row.effective_from,
+            row.due_at, row.calibration_id, calendar, restrictions.get(row.calibration_id),
+        )
+        for row in rows
+    }
+
+
+def status_at(session: Session, instrument: Instrument, at: datetime) -> StatusReading:
+    """The one function that says what state an instrument was (or is) in at `at`."""
+    return statuses_at(session, at, [instrument])[instrument.id]
+
+
+# ---------------------------------------------------------------- status now, from the cache
+
+
+def status_now(instrument: Instrument, now: datetime, calendar: LabCalendar) -> InstrumentStatus:
+    """The status now from the cached columns (equal to `status_at(now)`; tested)."""
+    if instrument.service_state == ServiceState.RETIRED.value:
+        return InstrumentStatus.RETIRED
+    if instrument.service_state == ServiceState.OUT_OF_SERVICE.value:
+        return InstrumentStatus.OUT_OF_SERVICE
+    if instrument.due_at is None or now >= instrument.due_at:
+        return InstrumentStatus.OVERDUE
+    if now >= instrument.due_at - calendar.due_soon:
+        return InstrumentStatus.DUE_SOON
+    return InstrumentStatus.IN_SERVICE
+
+
+def status_filter(status: InstrumentStatus, now: datetime, calendar: LabCalendar) -> ColumnElement[bool]:
+    """A WHERE clause selecting the instruments in `status` now; served by ix_instrument_state_due."""
+    state, due = Instrument.service_state, Instrument.due_at
+    active = state == ServiceState.ACTIVE.value
+    window_end = now + calendar.due_soon
+    return {
+        InstrumentStatus.RETIRED: state == ServiceState.RETIRED.value,
+        InstrumentStatus.OUT_OF_SERVICE: state == ServiceState.OUT_OF_SERVICE.value,
+        InstrumentStatus.OVERDUE: and_(active, or_(due.is_(None), due <= now)),
+        InstrumentStatus.DUE_SOON: and_(active, due > now, due <= window_end),
+        InstrumentStatus.IN_SERVICE: and_(active, due > window_end),
+    }[status]
+
+
+def cache_state(reading: StatusReading) -> tuple[str, datetime | None]:
+    """What `instrument.service_state` and `due_at` hold for a reading taken now."""
+    if reading.status is InstrumentStatus.RETIRED:
+        return ServiceState.RETIRED.value, None
+    if reading.status is InstrumentStatus.OUT_OF_SERVICE:
+        return ServiceState.OUT_OF_SERVICE.value, None
+    return ServiceState.ACTIVE.value, reading.due_at
+
+
+# ---------------------------------------------------------------- the gate
+
+
+def assigned_parameters(session: Session, instrument: Instrument) -> dict[str, str]:
+    """casefolded parameter → the parameter as registered."""
+    rows = session.scalars(select(InstrumentUse.parameter).where(InstrumentUse.instrument_id == instrument.id))
+    return {p.casefold(): p for p in rows}
+
+
+def check_usability(
+    session: Session, instrument: Instrument, at: datetime, parameter: str
+) -> tuple[StatusReading, errors.InstrumentNotUsable | None]:
+    """The reading at `at` and the refusal the gate would raise (None when usable)."""
+    reading = status_at(session, instrument, at)
+    return reading, _refusal(session, instrument, reading, parameter)
+
+
+def _refusal(
+    session: Session, instrument: Instrument, reading: StatusReading, parameter: str
+) -> errors.InstrumentNotUsable | None:
+    calendar = lab_calendar(session)
+    at = reading.at
+    when = at.astimezone(calendar.tz).strftime("%Y-%m-%d %H:%M")
+    common = {"asset_no": instrument.asset_no, "at": when}
+    if reading.status is InstrumentStatus.RETIRED:
+        return errors.InstrumentRetired(**common)
+    if reading.reason == "not_commissioned":
+        return errors.InstrumentNotCommissioned(commissioned_on=instrument.commissioned_on.isoformat(), **common)
+    if reading.status is InstrumentStatus.OUT_OF_SERVICE:
+        zh, en = errors.OUT_OF_SERVICE_CAUSES.get(reading.cause or "decision", ("停用", "out of service"))
+        return errors.InstrumentOutOfService(cause_zh=zh, cause_en=en, **common)
+    if reading.reason == "not_calibrated":
+        return errors.InstrumentNeverCalibrated(**common)
+    if reading.status is InstrumentStatus.OVERDUE:
+        due = calendar.local_date(reading.due_at).isoformat() if reading.due_at else ""
+        return errors.InstrumentOverdue(due=due, **common)
+    wanted = parameter.strip().casefold()
+    assigned = assigned_parameters(session, instrument)
+    if wanted not in assigned:
+        return errors.InstrumentNotAssigned(parameter=parameter.strip(), **common)
+    if reading.restricted and wanted not in {p.casefold() for p in reading.allowed_parameters}:
+        return errors.InstrumentRestricted(restriction=reading.restriction, parameter=assigned[wanted], **common)
+    return None
+
+
+def assert_instrument_usable(
+    session: Session, instrument: Instrument, at: datetime, parameter: str
+) -> StatusReading:
+    """The gate for field tests and analyses, checked at the time of measurement (not of entry).
+    Raises an `InstrumentNotUsable` naming the reason; returns the reading when usable."""
+    reading, refusal = check_usability(session, instrument, at, parameter)
+    if refusal is not None:
+        raise refusal
+    return reading
