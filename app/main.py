@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    from app.instruments.api import router as instruments_api_router
+    from app.instruments.record_routes import router as instrument_records_router
+    from app.instruments.routes import router as instruments_router
     from app.oversight.routes import router as oversight_router
     from app.people.routes import router as people_router
     from app.shell.routes import router as shell_router
@@ -72,5 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(shell_router)
     app.include_router(people_router)
     app.include_router(oversight_router)
+    app.include_router(instruments_router)
+    app.include_router(instrument_records_router)
+    app.include_router(instruments_api_router)
     handlers.install(app)
     return app
