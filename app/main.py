@@ -75,8 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(shell_router)
     app.include_router(people_router)
     app.include_router(oversight_router)
-    app.include_router(instruments_router)
+    # The record pages first: the registry's /instruments/{asset_no:path} would match their paths.
     app.include_router(instrument_records_router)
+    app.include_router(instruments_router)
     app.include_router(instruments_api_router)
     handlers.install(app)
     return app
