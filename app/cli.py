@@ -255,7 +255,8 @@ def demo(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
 ) -> None:
-    """Create the data dir, migrate, load demo data (one lab, a user per role) and serve."""
+    """Create the data dir, migrate, load demo data (one lab, a user per role, instruments) and serve."""
+    from app.core.files import file_store
     from app.core.migrate import upgrade
     from app.demo import DEMO_PASSWORD, load_demo
 
@@ -263,7 +264,7 @@ def demo(
     upgrade(settings.resolved_database_url)
     db = _database(settings)
     with db.transaction() as session:
-        users = load_demo(session)
+        users = load_demo(session, file_store(settings.ensure_data_dir()))
     db.dispose()
     table = Table(title=f"Demo logins (password for all: {DEMO_PASSWORD})")
     table.add_column("username")

@@ -1,4 +1,5 @@
-"""Realistic demo data: one lab and one user per role, as a new lab would set itself up."""
+"""Realistic demo data: one lab, one user per role, as a new lab would set itself up, and the
+lab's instruments with a year of history (app.instruments.demo)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from app.core.files import FileStore
 from app.core.roles import Role
 from app.people import service
 from app.people.models import User
@@ -35,8 +37,9 @@ DEMO_USERS = (
 )
 
 
-def load_demo(session: Session) -> list[DemoUser]:
-    """Idempotent: returns the demo logins; creates whatever is missing."""
+def load_demo(session: Session, store: FileStore) -> list[DemoUser]:
+    """Idempotent: returns the demo logins; creates whatever is missing. Files (certificate
+    PDFs) go to `store`."""
     if service.current_lab(session) is None:
         service.save_lab(
             session, None, check_permission=False,
@@ -65,4 +68,7 @@ def load_demo(session: Session) -> list[DemoUser]:
     if pending is None:
         service.propose_role(session, users["admin"], analyst.id, Role.SAMPLER.value,
                              note="现场采样轮岗 / field sampling rotation")
+    from app.instruments.demo import load_instrument_demo  # it signs with DEMO_PASSWORD from here
+
+    load_instrument_demo(session, users, store)
     return list(DEMO_USERS)
