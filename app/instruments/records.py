@@ -100,7 +100,7 @@ def _checked_facts(session: Session, instrument: Instrument, facts: CalibrationF
         outside = [p for p in allowed if p.casefold() not in assigned]
         if outside:
             raise errors.RestrictionOutsideUses(parameters=", ".join(outside))
-        allowed = sorted(assigned[p.casefold()] for p in allowed)
+        allowed = sorted({assigned[p.casefold()] for p in allowed})  # "tp" and "TP" are one parameter
     return {
         "kind": kind, "result": result,
         "provider": clean_text(facts.provider, "provider", 200),
