@@ -5,14 +5,27 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import func, select, text
 
+from app.core import audit
+from app.core.audit import AuditEvent
 from app.core.db import Database
 from app.core.files import FileStore, file_store
 from app.instruments import records, service
-from app.instruments.models import CalibrationRecord, Instrument, IntermediateCheck
+from app.instruments.models import (
+    CalibrationAcceptance,
+    CalibrationRecord,
+    Instrument,
+    IntermediateCheck,
+    MaintenanceRecord,
+    ServiceChange,
+)
+from app.instruments.status import StatusReading, status_at
 from app.instruments.usage import InstrumentUsage, register_usage_source, unregister_usage_source
 from app.people.models import User
 from tests.conftest import PASSWORD
@@ -104,18 +117,19 @@ class FakeUsageSource:
     name = "fake_analysis"
 
     def __init__(self) -> None:
-        self.usages: list[InstrumentUsage] = []
+        # not named `usages`: an instance attribute of that name would hide the protocol method
+        self.recorded: list[InstrumentUsage] = []
         self.calls = 0
 
     def add(self, instrument: Instrument, measured_at: datetime, parameter: str = "NH3-N",
             sample_no: str = "JC01-261101-001") -> InstrumentUsage:
-        usage = InstrumentUsage(self.name, str(len(self.usages) + 1), measured_at, parameter, sample_no,
-                                f"instrument {instrument.id}", f"/analysis/{len(self.usages) + 1}")
-        self.usages.append(usage)
+        usage = InstrumentUsage(self.name, str(len(self.recorded) + 1), measured_at, parameter, sample_no,
+                                f"instrument {instrument.id}", f"/analysis/{len(self.recorded) + 1}")
+        self.recorded.append(usage)
         return usage
 
     def usages_for(self, instrument_id: int) -> list[InstrumentUsage]:
-        return [u for u in self.usages if u.description == f"instrument {instrument_id}"]
+        return [u for u in self.recorded if u.description == f"instrument {instrument_id}"]
 
     # the protocol
     def usages(self, session, instrument_id, since, until):  # noqa: ANN001
@@ -132,3 +146,80 @@ def usage_source() -> Iterator[FakeUsageSource]:
     unregister_usage_source(source.name)
 
 
+
+
+# ---------------------------------------------------------------- more factories (status, gate, records, impact)
+
+
+def maintain(db: Database, actor: User, instrument: Instrument, *, performed_at: datetime,
+             kind: str = "maintenance", description: str = "更换氘灯，清洁样品室") -> MaintenanceRecord:
+    facts = records.MaintenanceFacts(kind=kind, performed_at=performed_at, description=description,
+                                     performed_by="岛津售后 王工")
+    with db.transaction() as session:
+        return records.record_maintenance(session, actor, session.get(Instrument, instrument.id), facts)
+
+
+def take_out_of_service(db: Database, actor: User, instrument: Instrument,
+                        reason: str = "光源能量不稳定") -> ServiceChange:
+    with db.transaction() as session:
+        return service.take_out_of_service(session, actor, session.get(Instrument, instrument.id), reason)
+
+
+def retire(db: Database, actor: User, instrument: Instrument, reason: str = "超过使用年限，报废") -> ServiceChange:
+    with db.transaction() as session:
+        return service.retire_instrument(session, actor, session.get(Instrument, instrument.id), reason)
+
+
+def accept(db: Database, actor: User, record: CalibrationRecord, *, accepted: bool = True,
+           password: str = PASSWORD) -> CalibrationAcceptance:
+    with db.transaction() as session:
+        return records.decide_acceptance(session, actor, session.get(CalibrationRecord, record.id), password,
+                                         accept=accepted, note="" if accepted else "不满足要求")
+
+
+def reading_at(db: Database, instrument: Instrument, at: datetime) -> StatusReading:
+    with db.reading() as session:
+        return status_at(session, session.get(Instrument, instrument.id), at)
+
+
+def reload(db: Database, model: type, row_id: int) -> Any:
+    """A fresh copy of a row, detached with its columns loaded."""
+    with db.reading() as session:
+        row = session.get(model, row_id)
+        if row is not None:
+            session.expunge(row)
+        return row
+
+
+def local_moment(db: Database, day: date, hour: int = 0, minute: int = 0, second: int = 0,
+                 microsecond: int = 0) -> datetime:
+    """An aware instant given as the lab's wall-clock time."""
+    return datetime.combine(day, time(hour, minute, second, microsecond), tzinfo=db.calendar.tz)
+
+
+def row_counts(db: Database, *tables: str) -> dict[str, int]:
+    with db.reading() as session:
+        return {t: session.scalar(select(func.count()).select_from(text(t))) for t in tables}
+
+
+def files_on_disk(store: FileStore) -> list[Path]:
+    """Every file under the store (kept content and leftovers in incoming/)."""
+    return sorted(p for p in store.root.rglob("*") if p.is_file()) if store.root.exists() else []
+
+
+def audit_actions(db: Database, after_seq: int = 0) -> list[str]:
+    with db.reading() as session:
+        return list(session.scalars(select(AuditEvent.action).where(AuditEvent.seq > after_seq)
+                                    .order_by(AuditEvent.seq)))
+
+
+def audit_head_seq(db: Database) -> int:
+    with db.reading() as session:
+        return audit.head(session)[0]
+
+
+def chain_ok(db: Database) -> bool:
+    with db.reading() as session:
+        result = audit.verify_chain(session, None)
+    assert result.ok, result.reason
+    return result.ok
