@@ -134,14 +134,19 @@ def impact_csv(session: Session, view: ImpactView) -> str:
     writer.writerow(CSV_HEADER)
     for usage in view.usages:
         writer.writerow([
-            view.instrument.asset_no, view.assessment.id, usage.source, usage.record_id,
-            usage.measured_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), usage.parameter, usage.sample_no,
-            _csv_safe(usage.description),
+            view.instrument.asset_no, view.assessment.id, _csv_safe(usage.source), _csv_safe(usage.record_id),
+            usage.measured_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), _csv_safe(usage.parameter),
+            _csv_safe(usage.sample_no), _csv_safe(usage.description),
         ])
     return out.getvalue()
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_safe(text: str) -> str:
-    """Cells starting with = + - @ would run as formulas in a spreadsheet (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    """Cells starting with = + - @ (or a tab or CR before one) would run as formulas in a
+    spreadsheet (CSV injection). Every text a usage source supplies is escaped: sample numbers and
+    parameters come from other domains' records, not only descriptions."""
+    return "'" + text if text[:1] in FORMULA_STARTS else text
 
