@@ -26,8 +26,8 @@ LONG = "x" * 10_000
 
 
 @pytest.fixture
-def objects(db, users) -> dict[str, int]:
-    return make_objects(db, users)
+def objects(db, users, settings) -> dict[str, int]:
+    return make_objects(db, users, settings.ensure_data_dir())
 
 
 def leak_in(text: str) -> str | None:

@@ -7,7 +7,11 @@ kernel for every mutating route. The walkers here are also used by tests/test_er
 
 from __future__ import annotations
 
+import io
 import re
+import tempfile
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,9 +143,11 @@ def problem(response) -> dict:
     return response.json()
 
 
-def make_objects(db, users) -> dict[str, int]:
+def make_objects(db, users, data_path: Path | None = None) -> dict[str, Any]:
     """Existing rows for every kind of id a path names: a user, a role grant awaiting a
-    decision, an active grant, an API token, an audit event."""
+    decision, an active grant, an API token, an audit event, and an instrument with a
+    certificate, a failed check (and the impact assessment it opened), maintenance and an
+    attachment. With `data_path` (the app's), the stored files can be served."""
     with db.transaction() as session:
         target = service.create_user(session, None, "target-person", "目标", PASSWORD,
                                      check_permission=False)
@@ -150,13 +156,51 @@ def make_objects(db, users) -> dict[str, int]:
         active = service.grant_role_as_system(session, target, "sampler", "test")
         token, _ = service.create_token(session, None, target.id, "probe",
                                         check_permission=False)
-        return {"user_id": target.id, "grant_id": proposed.id, "active_grant_id": active.id,
-                "token_id": token.id, "seq": 1}
+        people = {"user_id": target.id, "grant_id": proposed.id, "active_grant_id": active.id,
+                  "token_id": token.id, "seq": 1}
+    return {**people, **make_instrument_objects(db, users["technical_manager"], data_path)}
+
+
+def make_instrument_objects(db, technical, data_path: Path | None) -> dict[str, Any]:
+    from app.core.files import file_store
+    from app.instruments import records
+    from app.instruments import service as instruments
+    from app.instruments.models import ImpactAssessment
+
+    store = file_store(data_path if data_path is not None else Path(tempfile.mkdtemp()))
+    today = db.calendar.today()
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    with db.transaction() as session:
+        instrument = instruments.register_instrument(
+            session, technical, asset_no="JC-OBJ-001", name_zh="紫外可见分光光度计",
+            commissioned_on=today - timedelta(days=400), responsible_id=technical.id,
+            uses=[("NH3-N", "HJ 535-2009")])
+        calibration = records.record_calibration(
+            session, technical, instrument, records.CalibrationFacts(
+                kind="verification", provider="江城市计量测试研究院", certificate_no="JD-OBJ-1",
+                performed_on=today - timedelta(days=30), valid_until=today + timedelta(days=300),
+                result="pass"),
+            store=store, certificate=instruments.Upload(io.BytesIO(pdf), "certificate.pdf"))
+        records.decide_acceptance(session, technical, calibration, PASSWORD, accept=True)
+        check = records.record_check(session, technical, instrument, records.CheckFacts(
+            performed_at=db.calendar.start_of(today - timedelta(days=2)), check_standard="GBW(E)080218",
+            criterion="0.500 ± 0.010 mg/L", measured_value="0.530", result="fail"), PASSWORD)
+        maintenance = records.record_maintenance(session, technical, instrument, records.MaintenanceFacts(
+            kind="maintenance", performed_at=db.calendar.start_of(today - timedelta(days=1)),
+            description="清洁样品室"))
+        attachment = instruments.add_attachment(
+            session, technical, instrument, store, instruments.Upload(io.BytesIO(pdf), "manual.pdf"),
+            title="使用说明书", kind="manual", max_bytes=1024 * 1024)
+        assessment = session.scalars(select(ImpactAssessment).where(
+            ImpactAssessment.instrument_id == instrument.id)).one()
+        return {"asset_no": instrument.asset_no, "calibration_id": calibration.id, "check_id": check.id,
+                "maintenance_id": maintenance.id, "assessment_id": assessment.id,
+                "attachment_id": attachment.id}
 
 
 @pytest.fixture
-def objects(db, users) -> dict[str, int]:
-    return make_objects(db, users)
+def objects(db, users, settings) -> dict[str, Any]:
+    return make_objects(db, users, settings.ensure_data_dir())
 
 
 # ---------------------------------------------------------------- deny by default

@@ -53,12 +53,16 @@ def test_a_quality_manager_sees_the_grants_awaiting_their_approval(db, client, u
     assert cards(client.get("/dashboard"))["/people/roles"][0] == 4
 
 
-def test_an_analyst_sees_the_empty_state(client, users):
-    login_en(client, "analyst")
+def test_a_custodian_sees_the_empty_state(client, users):
+    login_en(client, "custodian")
     page = client.get("/dashboard")
     assert page.status_code == 200
     assert cards(page) == {}
     assert "No open work for you" in page.text
+    # an analyst confirms the certificates of the instruments they are responsible for
+    login_en(client, "analyst")
+    assert cards(client.get("/dashboard")) == {
+        "/instruments/confirmations": (0, "Certificates awaiting my confirmation")}
 
 
 def test_navigation_follows_the_role(client, users):

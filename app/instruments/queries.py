@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import ColumnElement, String, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.audit import AuditEvent
@@ -78,21 +78,38 @@ def count_in_status(session: Session, status: InstrumentStatus, now: datetime | 
     return session.scalar(select(func.count()).select_from(Instrument).where(where)) or 0
 
 
+def _awaiting_acceptance(responsible_id: int | None) -> list[ColumnElement[bool]]:
+    """Current passing (or restricted) certificates without a decision, of instruments in use."""
+    newer = select(CalibrationRecord.supersedes_id).where(CalibrationRecord.supersedes_id.is_not(None))
+    where = [CalibrationAcceptance.id.is_(None), CalibrationRecord.result != "fail",
+             CalibrationRecord.id.not_in(newer), Instrument.service_state != "retired"]
+    if responsible_id is not None:
+        where.append(Instrument.responsible_id == responsible_id)
+    return where
+
+
 def awaiting_acceptance(
     session: Session, responsible_id: int | None = None
 ) -> list[tuple[CalibrationRecord, Instrument]]:
     """Current passing certificates nobody has confirmed yet (计量确认 worklist)."""
-    newer = select(CalibrationRecord.supersedes_id).where(CalibrationRecord.supersedes_id.is_not(None))
     stmt = (
         select(CalibrationRecord, Instrument).join(Instrument, Instrument.id == CalibrationRecord.instrument_id)
         .outerjoin(CalibrationAcceptance, CalibrationAcceptance.calibration_id == CalibrationRecord.id)
-        .where(CalibrationAcceptance.id.is_(None), CalibrationRecord.result != "fail",
-               CalibrationRecord.id.not_in(newer), Instrument.service_state != "retired")
+        .where(*_awaiting_acceptance(responsible_id))
         .order_by(CalibrationRecord.recorded_at).limit(200)
     )
-    if responsible_id is not None:
-        stmt = stmt.where(Instrument.responsible_id == responsible_id)
     return [(c, i) for c, i in session.execute(stmt).all()]
+
+
+def count_awaiting_acceptance(session: Session, responsible_id: int | None = None) -> int:
+    """For the dashboard card: the same selection as `awaiting_acceptance`, counted (one query)."""
+    stmt = (
+        select(func.count()).select_from(CalibrationRecord)
+        .join(Instrument, Instrument.id == CalibrationRecord.instrument_id)
+        .outerjoin(CalibrationAcceptance, CalibrationAcceptance.calibration_id == CalibrationRecord.id)
+        .where(*_awaiting_acceptance(responsible_id))
+    )
+    return session.scalar(stmt) or 0
 
 
 # ---------------------------------------------------------------- the detail timeline
