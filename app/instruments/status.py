@@ -22,12 +22,16 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Integer,
+    Select,
     String,
     and_,
+    bindparam,
     case,
     exists,
     func,
@@ -87,9 +91,11 @@ def not_superseded(model: type) -> ColumnElement[bool]:
     return ~exists().where(newer.supersedes_id == model.id)
 
 
-def effects_in_force(at: datetime, instrument_ids: Iterable[int] | None = None):
-    """The union of every current record that changes fitness and took effect by `at`."""
-    ids = None if instrument_ids is None else list(instrument_ids)
+def effects_in_force(at: datetime | BindParameter, instrument_ids: Iterable[int] | BindParameter | None = None):
+    """The union of every current record that changes fitness and took effect by `at` (a moment
+    or a bound parameter; the ids likewise, an expanding one)."""
+    ids = instrument_ids if instrument_ids is None or isinstance(instrument_ids, BindParameter) \
+        else list(instrument_ids)
 
     def only(model: type) -> list[ColumnElement[bool]]:
         return [] if ids is None else [model.instrument_id.in_(ids)]
@@ -140,7 +146,8 @@ def effects_in_force(at: datetime, instrument_ids: Iterable[int] | None = None):
     return union_all(calibrations, checks, repairs, stops, retirements).subquery("effects")
 
 
-def deciding_effects(at: datetime, instrument_ids: Iterable[int] | None = None):
+def deciding_effects(at: datetime | BindParameter,
+                     instrument_ids: Iterable[int] | BindParameter | None = None):
     """Per instrument, the one effect that decides its status at `at` (rank 1)."""
     effects = effects_in_force(at, instrument_ids)
     rank = func.row_number().over(
@@ -155,69 +162,74 @@ def deciding_effects(at: datetime, instrument_ids: Iterable[int] | None = None):
     return select(ranked).where(ranked.c.rank == 1).subquery("deciding")
 
 
-def _restriction_of(calibration_ids: set[int], session: Session) -> dict[int, tuple[str, tuple[str, ...]]]:
-    if not calibration_ids:
-        return {}
-    rows = session.execute(
-        select(CalibrationRecord.id, CalibrationRecord.restriction, CalibrationRecord.allowed_parameters)
-        .where(CalibrationRecord.id.in_(calibration_ids),
-               CalibrationRecord.result == ConfirmationResult.RESTRICTED.value)
-    ).all()
-    return {row.id: (row.restriction, tuple(json.loads(row.allowed_parameters))) for row in rows}
-
-
 def reading_from(
-    at: datetime, commissioned_from: datetime, effect: str | None, cause: str | None,
+    at: datetime, before_commissioning: bool, effect: str | None, cause: str | None,
     since: datetime | None, due_at: datetime | None, calibration_id: int | None,
     calendar: LabCalendar, restriction: tuple[str, tuple[str, ...]] | None = None,
 ) -> StatusReading:
-    """Turn the deciding effect into a status (pure; shared by the query and the tests)."""
+    """Turn the deciding effect into a status (pure; called once per instrument of a list, so
+    plain positional construction)."""
     if effect == RETIRE:
         return StatusReading(InstrumentStatus.RETIRED, at, "retired", since=since)
-    if at < commissioned_from:
+    if before_commissioning:
         return StatusReading(InstrumentStatus.OUT_OF_SERVICE, at, "not_commissioned", "not_commissioned")
     if effect == SUSPEND:
         return StatusReading(InstrumentStatus.OUT_OF_SERVICE, at, "out_of_service", cause, since=since)
     if effect != RESTORE or due_at is None:
         return StatusReading(InstrumentStatus.OVERDUE, at, "not_calibrated")
-    restricted = restriction is not None
-    extra = {
-        "since": since, "due_at": due_at, "calibration_id": calibration_id, "restricted": restricted,
-        "restriction": restriction[0] if restriction else "",
-        "allowed_parameters": restriction[1] if restriction else (),
-    }
     if at >= due_at:
-        return StatusReading(InstrumentStatus.OVERDUE, at, "overdue", **extra)
-    if at >= due_at - calendar.due_soon:
-        return StatusReading(InstrumentStatus.DUE_SOON, at, **extra)
-    return StatusReading(InstrumentStatus.IN_SERVICE, at, **extra)
+        status, reason = InstrumentStatus.OVERDUE, "overdue"
+    elif at >= due_at - calendar.due_soon:
+        status, reason = InstrumentStatus.DUE_SOON, None
+    else:
+        status, reason = InstrumentStatus.IN_SERVICE, None
+    if restriction is None:
+        return StatusReading(status, at, reason, None, since, due_at, calibration_id)
+    return StatusReading(status, at, reason, None, since, due_at, calibration_id, True, *restriction)
+
+
+def _status_statement(some: bool) -> Select:
+    """The status query with the moment (and the ids) as bound parameters. Built once, at import:
+    building the union and its cache key anew on every call cost as much as running it on
+    SQLite (bench `instrument_status`)."""
+    ids = bindparam("instrument_ids", expanding=True) if some else None
+    deciding = deciding_effects(bindparam("at", type_=UTCDateTime()), ids)
+    in_force = aliased(CalibrationRecord)
+    stmt = select(
+        Instrument.id, Instrument.commissioned_on, deciding.c.effect, deciding.c.cause,
+        deciding.c.effective_from, deciding.c.due_at, deciding.c.calibration_id,
+        in_force.restriction, in_force.allowed_parameters,
+    ).outerjoin(deciding, deciding.c.instrument_id == Instrument.id).outerjoin(in_force, and_(
+        in_force.id == deciding.c.calibration_id, deciding.c.effect == RESTORE,
+        in_force.result == ConfirmationResult.RESTRICTED.value,
+    ))
+    return stmt.where(Instrument.id.in_(ids)) if some else stmt
+
+
+STATUS_OF_ALL, STATUS_OF_SOME = _status_statement(False), _status_statement(True)
 
 
 def statuses_at(
     session: Session, at: datetime, instruments: Iterable[Instrument] | None = None
 ) -> dict[int, StatusReading]:
-    """The status of many instruments (all when `instruments` is None) at `at`: one query for
-    the history, one for the restrictions of restricted certificates in force."""
+    """The status of many instruments (all when `instruments` is None) at `at`, in one query:
+    the deciding record per instrument, and the restriction of a restricted certificate in force
+    joined in by its primary key (a second query with an IN list of every certificate in force
+    cost more than the status itself on PostgreSQL; bench `instrument_status`)."""
     calendar = lab_calendar(session)
-    chosen = None if instruments is None else list(instruments)
-    deciding = deciding_effects(at, None if chosen is None else [i.id for i in chosen])
-    stmt = select(
-        Instrument.id, Instrument.commissioned_on, deciding.c.effect, deciding.c.cause,
-        deciding.c.effective_from, deciding.c.due_at, deciding.c.calibration_id,
-    ).outerjoin(deciding, deciding.c.instrument_id == Instrument.id)
-    if chosen is not None:
-        stmt = stmt.where(Instrument.id.in_([i.id for i in chosen]))
-    rows = session.execute(stmt).all()
-    restrictions = _restriction_of(
-        {r.calibration_id for r in rows if r.effect == RESTORE and r.calibration_id}, session
-    )
-    return {
-        row.id: reading_from(
-            at, calendar.start_of(row.commissioned_on), row.effect, row.cause, row.effective_from,
-            row.due_at, row.calibration_id, calendar, restrictions.get(row.calibration_id),
+    params: dict[str, Any] = {"at": at}
+    if instruments is not None:
+        params["instrument_ids"] = [i.id for i in instruments]
+    day = calendar.local_date(at)  # before the commissioning day ⇔ at < start_of(commissioned_on)
+    readings = {}
+    for iid, commissioned_on, effect, cause, since, due_at, calibration_id, restriction, allowed in session.execute(
+        STATUS_OF_ALL if instruments is None else STATUS_OF_SOME, params
+    ):
+        readings[iid] = reading_from(
+            at, day < commissioned_on, effect, cause, since, due_at, calibration_id, calendar,
+            None if allowed is None else (restriction, tuple(json.loads(allowed))),
         )
-        for row in rows
-    }
+    return readings
 
 
 def status_at(session: Session, instrument: Instrument, at: datetime) -> StatusReading:
