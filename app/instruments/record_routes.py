@@ -126,8 +126,17 @@ def parse_local_datetime(session: Session, value: str, field: str) -> datetime:
 
 
 def local_input(session: Session, moment: datetime | None) -> str:
-    """A UTC instant as the value of a datetime-local field, in the lab's time."""
-    return (moment or utcnow()).astimezone(lab_calendar(session).tz).strftime("%Y-%m-%dT%H:%M")
+    """A UTC instant as the value of a datetime-local field, in the lab's time (to the minute,
+    or to the second when the recorded time has seconds: a correction must not shift it)."""
+    local = (moment or utcnow()).astimezone(lab_calendar(session).tz)
+    if moment is None or (local.second == 0 and local.microsecond == 0):
+        return local.strftime("%Y-%m-%dT%H:%M")
+    return local.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def unless_unchanged(moment: datetime, original: datetime) -> datetime:
+    """A time sent back as it was shown keeps its full precision (microseconds are not shown)."""
+    return original if moment == original.replace(microsecond=0) else moment
 
 
 def parameter_list(values: list[str] | None) -> tuple[str, ...]:
@@ -377,9 +386,13 @@ def render_check_form(request: Request, session: Session, instrument: Instrument
 
 
 def check_facts(session: Session, performed_at: str, check_standard: str, criterion: str, measured_value: str,
-                result: str, method: str, unit: str, remarks: str) -> records.CheckFacts:
+                result: str, method: str, unit: str, remarks: str,
+                original: IntermediateCheck | None = None) -> records.CheckFacts:
+    moment = parse_local_datetime(session, performed_at, "performed_at")
+    if original is not None:
+        moment = unless_unchanged(moment, original.effective_from)
     return records.CheckFacts(
-        performed_at=parse_local_datetime(session, performed_at, "performed_at"), check_standard=check_standard,
+        performed_at=moment, check_standard=check_standard,
         criterion=criterion, measured_value=measured_value, result=result, method=method, unit=unit,
         remarks=remarks,
     )
@@ -451,7 +464,7 @@ def correct_check(
 
     def act() -> IntermediateCheck:
         facts = check_facts(session, performed_at, check_standard, criterion, measured_value, result, method, unit,
-                            remarks)
+                            remarks, original=record)
         with committing(session):
             return records.correct_check(session, user, record, facts, password, reason=reason)
 
@@ -482,10 +495,13 @@ def render_maintenance_form(request: Request, session: Session, instrument: Inst
                   status_code=error.http_status if error else 200)
 
 
-def maintenance_facts(session: Session, kind: str, performed_at: str, description: str,
-                      performed_by: str) -> records.MaintenanceFacts:
-    return records.MaintenanceFacts(kind=kind, performed_at=parse_local_datetime(session, performed_at, "performed_at"),
-                                    description=description, performed_by=performed_by)
+def maintenance_facts(session: Session, kind: str, performed_at: str, description: str, performed_by: str,
+                      original: MaintenanceRecord | None = None) -> records.MaintenanceFacts:
+    moment = parse_local_datetime(session, performed_at, "performed_at")
+    if original is not None:
+        moment = unless_unchanged(moment, original.effective_from)
+    return records.MaintenanceFacts(kind=kind, performed_at=moment, description=description,
+                                    performed_by=performed_by)
 
 
 @router.get("/instruments/{asset_no:path}/maintenance/new", include_in_schema=False)
@@ -547,7 +563,7 @@ def correct_maintenance(
             "reason": reason}
 
     def act() -> MaintenanceRecord:
-        facts = maintenance_facts(session, kind, performed_at, description, performed_by)
+        facts = maintenance_facts(session, kind, performed_at, description, performed_by, original=record)
         with committing(session):
             return records.correct_maintenance(session, user, record, facts, reason=reason)
 
