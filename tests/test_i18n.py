@@ -66,8 +66,8 @@ def visible_text(html: str) -> str:
 
 
 def catalogue_messages(catalog: Catalog) -> dict[str, str]:
-    """msgid -> translation; a plural message counts under its singular and its plural id
-    (zh_CN has one plural form, so its first string is the translation)."""
+    """msgid -> translation; a plural message counts under its singular id (first form) and its
+    plural id (second form, or the only one: zh_CN has a single plural form)."""
     messages: dict[str, str] = {}
     for m in catalog:
         if not m.id:
@@ -75,8 +75,9 @@ def catalogue_messages(catalog: Catalog) -> dict[str, str]:
         if isinstance(m.id, str):
             messages[m.id] = m.string
         else:
-            first = next(iter(m.string), "") if m.string else ""
-            messages.update(dict.fromkeys(m.id, first))
+            forms = list(m.string or ("",))
+            for index, msgid in enumerate(m.id):
+                messages[msgid] = forms[min(index, len(forms) - 1)]
     return messages
 
 
