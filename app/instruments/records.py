@@ -50,6 +50,7 @@ from app.instruments.service import (
     refresh_state,
     refuse_future,
     refuse_if_retired,
+    refuse_implausible_day,
     row_columns,
     successor_of,
     uses_of,
@@ -80,6 +81,7 @@ def _checked_facts(session: Session, instrument: Instrument, facts: CalibrationF
     calendar = lab_calendar(session)
     kind = clean_choice(facts.kind, ConfirmationKind, "kind")
     result = clean_choice(facts.result, ConfirmationResult, "result")
+    refuse_implausible_day(facts.performed_on, "performed_on")
     if facts.performed_on > calendar.today():
         raise errors.DateInFuture(what_zh="检定/校准日期", what_en="The date performed")
     valid_until = facts.valid_until
@@ -87,6 +89,7 @@ def _checked_facts(session: Session, instrument: Instrument, facts: CalibrationF
         raise InvalidInput(detail="valid_until is required for a passing certificate")
     if valid_until is None:
         valid_until = facts.performed_on
+    refuse_implausible_day(valid_until, "valid_until")
     if valid_until < facts.performed_on:
         raise errors.ValidUntilBeforePerformed(valid_until=valid_until.isoformat(),
                                                performed_on=facts.performed_on.isoformat())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, BinaryIO
 
 from sqlalchemy import func, select
@@ -123,9 +123,22 @@ def clean_reason(reason: str) -> str:
     return clean_text(cleaned, "reason", 500)
 
 
+EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2999, 12, 31)
+
+
 def refuse_future(moment: datetime, what_zh: str, what_en: str) -> None:
+    """A record's moment: not in the future, nor before 1900 (a typo such as year 1 overflows in UTC)."""
     if moment > utcnow():
         raise errors.DateInFuture(what_zh=what_zh, what_en=what_en)
+    if moment < datetime(EARLIEST_DAY.year, 1, 1, tzinfo=UTC):
+        raise InvalidInput(detail=f"{what_en} cannot be before {EARLIEST_DAY.isoformat()}")
+
+
+def refuse_implausible_day(day: date, field: str) -> None:
+    """Dates the forms accept (a typo like 0001-01-01 made every status computation of the
+    instrument overflow, and valid-until 9999-12-31 had no next day to fall due on)."""
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise InvalidInput(detail=f"{field} must be between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}")
 
 
 def _normalise_uses(uses: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -190,6 +203,7 @@ def register_instrument(
     asset_no = (asset_no or "").strip()
     if not ASSET_NO_RE.match(asset_no):
         raise errors.InvalidAssetNo()
+    refuse_implausible_day(commissioned_on, "commissioned_on")
     if commissioned_on > lab_calendar(session).today():
         raise errors.CommissioningInFuture()
     _responsible(session, responsible_id)
@@ -241,6 +255,7 @@ def update_instrument(
         elif name == "responsible_id":
             instrument.responsible_id = _responsible(session, int(value)).id
         elif name == "commissioned_on":
+            refuse_implausible_day(value, "commissioned_on")
             if value > lab_calendar(session).today():
                 raise errors.CommissioningInFuture()
             instrument.commissioned_on = value
