@@ -758,3 +758,36 @@ def test_counting_helpers_see_a_saved_record(db, technical, store):
     with db.reading() as session:
         assert session.scalar(select(func.count()).select_from(CalibrationRecord)) == 1
     assert len(files_on_disk(store)) == len(saved.files) + 1
+
+
+# ---------------------------------------------------------------- dates the lab calendar cannot handle
+
+
+def test_implausible_dates_are_refused_not_crashed_on(db, technical, store):
+    """Year 1 overflowed converting to UTC; valid until 9999-12-31 has no next day to fall due on."""
+    from datetime import UTC, datetime
+
+    saved = Saved(db, store)
+    for day in (date(1, 1, 1), date(1899, 12, 31)):
+        refused(db, "invalid_input", lambda s, day=day: service.register_instrument(
+            s, technical, asset_no="JC-OLD-01", name_zh="天平", commissioned_on=day, responsible_id=technical.id,
+            uses=[("pH", "")]))
+    saved.unchanged()
+    instrument = make_instrument(db, technical)
+    refused(db, "invalid_input", lambda s: service.update_instrument(
+        s, technical, s.get(Instrument, instrument.id), reason="改投用日期", commissioned_on=date(1, 1, 1)))
+    today = local_today(db)
+    refused_certificate(db, technical, instrument, store, "invalid_input",
+                        cert_facts(db, performed_on=date(1, 1, 1), valid_until=today))
+    refused_certificate(db, technical, instrument, store, "invalid_input",
+                        cert_facts(db, valid_until=date(9999, 12, 31)))
+    saved = Saved(db, store)
+    year_one = datetime(1, 1, 1, tzinfo=db.calendar.tz)
+    refused(db, "invalid_input", lambda s: records.record_check(
+        s, technical, s.get(Instrument, instrument.id), check_facts(db, performed_at=year_one), PASSWORD))
+    refused(db, "invalid_input", lambda s: records.record_maintenance(
+        s, technical, s.get(Instrument, instrument.id), records.MaintenanceFacts(
+            kind="maintenance", performed_at=datetime(1899, 12, 31, tzinfo=UTC), description="清洁")))
+    saved.unchanged()
+    # the bounds themselves are fine
+    enter_certificate(db, technical, instrument, store, cert_facts(db, valid_until=date(2999, 12, 31)))
