@@ -52,11 +52,11 @@ def search_instruments(
     where = []
     text = q.strip()
     if text:
-        like = f"%{text.lower()}%"
+        like, exact = _containing(text.lower()), _containing(text)
         where.append(or_(
-            func.lower(Instrument.asset_no).like(like), Instrument.name_zh.like(f"%{text}%"),
-            func.lower(Instrument.name_en).like(like), func.lower(Instrument.model).like(like),
-            func.lower(Instrument.serial_no).like(like), func.lower(Instrument.manufacturer).like(like),
+            func.lower(Instrument.asset_no).like(like, escape="\\"), Instrument.name_zh.like(exact, escape="\\"),
+            *(func.lower(column).like(like, escape="\\") for column in (
+                Instrument.name_en, Instrument.model, Instrument.serial_no, Instrument.manufacturer)),
         ))
     if status in InstrumentStatus._value2member_map_:
         where.append(status_filter(InstrumentStatus(status), now, calendar))
@@ -70,6 +70,12 @@ def search_instruments(
     ).all()
     items = [InstrumentRow(i, u, status_now(i, now, calendar)) for i, u in rows]
     return Page(items, page, size, total)
+
+
+def _containing(text: str) -> str:
+    """A LIKE pattern for `text` taken literally: asset numbers contain '_', which LIKE reads as
+    any character ('JC_01' found 'JC-01')."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def count_in_status(session: Session, status: InstrumentStatus, now: datetime | None = None) -> int:
