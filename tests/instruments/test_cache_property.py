@@ -144,3 +144,21 @@ def test_the_cache_agrees_with_the_history(fresh_database, plan):
             assert {row.instrument.id for row in page.items} == {i for i, s in truth.items() if s is status}
             assert page.total == len(page.items)
             assert all(row.status is status for row in page.items)
+
+
+def test_search_text_is_taken_literally(db, technical):
+    """'_' and '%' are LIKE wildcards; asset numbers may contain '_'."""
+    make_instrument(db, technical, "JC_01")
+    make_instrument(db, technical, "JC-01")
+    make_instrument(db, technical, "JC-02", name_zh="100%纯水机")
+
+    def found(q: str) -> list[str]:
+        with db.reading() as session:
+            return [row.instrument.asset_no for row in queries.search_instruments(session, q=q).items]
+
+    assert found("jc_01") == ["JC_01"]
+    assert found("JC-0") == ["JC-01", "JC-02"]
+    assert found("%") == ["JC-02"]
+    assert found("100%纯水") == ["JC-02"]
+    assert found("\\") == []
+    assert found("uv-2600") == ["JC-01", "JC-02", "JC_01"]  # the model, case-insensitively
