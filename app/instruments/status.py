@@ -33,9 +33,9 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    exists,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -87,8 +87,10 @@ class StatusReading:
 
 
 def not_superseded(model: type) -> ColumnElement[bool]:
+    """No later revision points at the record. `SELECT 1`, not `SELECT *`: SQLite then answers
+    from the unique index on supersedes_id alone (a covering index)."""
     newer = aliased(model)
-    return ~exists().where(newer.supersedes_id == model.id)
+    return ~select(literal_column("1")).where(newer.supersedes_id == model.id).exists()
 
 
 def effects_in_force(at: datetime | BindParameter, instrument_ids: Iterable[int] | BindParameter | None = None):
