@@ -142,7 +142,7 @@ def unless_unchanged(moment: datetime, original: datetime) -> datetime:
 def parameter_list(values: list[str] | None) -> tuple[str, ...]:
     chosen = tuple(v.strip() for v in values or () if v and v.strip())
     if len(chosen) > MAX_PARAMETERS or any(len(v) > 60 for v in chosen):
-        raise InvalidInput(detail="allowed_parameters")
+        raise InvalidInput(detail=f"allowed_parameters: at most {MAX_PARAMETERS} names of at most 60 characters")
     return chosen
 
 

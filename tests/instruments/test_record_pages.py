@@ -141,6 +141,8 @@ def test_a_failed_certificate_opens_an_impact_assessment(client, db, instrument,
         assessment_id = session.scalars(select(ImpactAssessment.id)).one()
         assert session.get(Instrument, instrument.id).service_state == "out_of_service"
     assert f'href="/instruments/impact/{assessment_id}"' in page.text
+    impact = client.get(f"/instruments/impact/{assessment_id}")
+    assert f'href="{response.headers["location"]}"' in impact.text and "JD2025-0042" in impact.text
     assert 'action="/instruments/calibrations/' not in page.text.split('id="acceptance"')[1].split("</section>")[0]
 
 
