@@ -234,6 +234,56 @@ def restore(src: Path) -> None:
     console.print(f"restored: OK {result.events} events, head {result.head_hash}", soft_wrap=True)
 
 
+# ---------------------------------------------------------------- instruments
+
+
+@app.command("reminders")
+def reminders_command(
+    mail: bool = typer.Option(False, "--mail", help="Also mail the list to LIMS_REMINDER_TO through LIMS_SMTP_HOST."),
+) -> None:
+    """Print the instruments overdue or due soon, soonest due first (dates in lab time).
+
+    Printing never sends mail: add --mail to send the same list (an empty list is not mailed).
+    When LIMS_SMTP_HOST and LIMS_REMINDER_TO are set, `lims serve` also mails it by itself once a
+    lab day after 08:00; either way a sent mail is recorded in the audit trail, so the daily mail
+    skips a day on which one already went out. Exit 0; 1 when the mail could not be sent; 2 with
+    --mail when mail is not configured.
+    """
+    from app.core.mail import MailNotConfigured, MailNotSent
+    from app.instruments.reminders import STATUS_TEXT, reminder_lines, send_reminders
+
+    settings = _settings()
+    if mail and not settings.mail_configured:
+        _fail(f"{MailNotConfigured().message('en')} / {MailNotConfigured().message('zh_CN')}", 2)
+    db = _database(settings)
+    with db.reading() as session:
+        lines = reminder_lines(session)
+    today = db.calendar.today()
+    if not lines:
+        console.print(f"No instruments are overdue or due soon ({today}, {db.calendar.tz}).")
+        console.print("没有超期或即将到期的仪器。")
+        return
+    table = Table(title=f"Instruments overdue or due soon / 超期或即将到期的仪器 ({today}, {db.calendar.tz})")
+    for column, wrap in (("asset no. 资产编号", False), ("name 名称", True), ("status 状态", False),
+                         ("valid until 有效期至", False), ("days 天数", False), ("responsible 责任人", True)):
+        table.add_column(column, no_wrap=not wrap, overflow="fold")
+    for line in lines:
+        zh, en = STATUS_TEXT[line.status]
+        style = "red" if line.days_left is None or line.days_left < 0 else "yellow"
+        table.add_row(escape(line.asset_no), escape(line.name), f"[{style}]{en} {zh}[/{style}]",
+                      str(line.valid_until) if line.valid_until else "never 从未",
+                      str(line.days_left) if line.days_left is not None else "—", escape(line.responsible))
+    console.print(table)
+    if not mail:
+        return
+    try:
+        send_reminders(db, settings, lines)
+    except (MailNotSent, MailNotConfigured) as exc:
+        _fail(f"{exc.message('en')} / {exc.message('zh_CN')}", 2 if isinstance(exc, MailNotConfigured) else 1)
+    console.print(f"mailed {len(lines)} instrument(s) to {escape(', '.join(settings.reminder_recipients))}",
+                  soft_wrap=True)
+
+
 # ---------------------------------------------------------------- demo and server
 
 

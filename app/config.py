@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     max_upload_mb: int = 50
     cookie_secure: bool = False
     run_jobs: bool = False  # `lims serve` turns this on: daily audit checkpoint, reminders
+    # Outgoing mail (instrument reminders). Mail is configured when a host and recipients are set.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 30
+    mail_from: str = "envirolims@localhost"
+    reminder_to: str = ""  # comma-separated addresses
 
     @field_validator("language")
     @classmethod
@@ -45,6 +54,14 @@ class Settings(BaseSettings):
     def _known_timezone(cls, value: str) -> str:
         ZoneInfo(value)  # raises on an unknown zone
         return value
+
+    @property
+    def reminder_recipients(self) -> list[str]:
+        return [a.strip() for a in self.reminder_to.split(",") if a.strip()]
+
+    @property
+    def mail_configured(self) -> bool:
+        return bool(self.smtp_host.strip() and self.reminder_recipients)
 
     @cached_property
     def data_path(self) -> Path:

@@ -29,7 +29,15 @@ def checkpoint_if_due(db: Database, settings: Settings) -> audit.AuditCheckpoint
         return audit.create_checkpoint(session, None, key, settings.resolved_audit_anchor_file)
 
 
-JOBS = (checkpoint_if_due,)
+def instrument_reminders_if_due(db: Database, settings: Settings) -> int | None:
+    """The daily reminder mail of instruments overdue or due soon, when SMTP is configured
+    (due unless an `instrument.reminders_sent` event was recorded today, lab time)."""
+    from app.instruments.reminders import reminders_if_due
+
+    return reminders_if_due(db, settings)
+
+
+JOBS = (checkpoint_if_due, instrument_reminders_if_due)
 
 
 async def run_scheduler(db: Database, settings: Settings) -> None:
