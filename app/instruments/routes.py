@@ -210,11 +210,20 @@ class RegistryForm:
                    responsible_id=str(instrument.responsible_id), uses=uses_text(uses), notes=instrument.notes)
 
 
+# The field a refusal is about, marked in the re-rendered form.
+ERROR_FIELDS = {
+    "asset_no_taken": "asset_no", "invalid_asset_no": "asset_no", "commissioning_in_future": "commissioned_on",
+    "invalid_date": "commissioned_on", "unknown_responsible": "responsible_id", "no_parameters": "uses",
+    "reason_required": "reason",
+}
+
+
 def _form_page(request: Request, session: Session, template: str, form: RegistryForm, *,
                error: DomainError | None = None, **extra: Any):
     context = {"form": form, "people": active_people(session), "kinds": list(InstrumentKind), **extra}
     if error is not None:
-        context.update(error=error.message(current_language()), error_code=error.code)
+        context.update(error=error.message(current_language()), error_code=error.code,
+                       error_field=ERROR_FIELDS.get(error.code, ""))
     return render(request, template, context, block="form",
                   status_code=error.http_status if error is not None else 200)
 
@@ -348,7 +357,7 @@ def add_attachment(request: Request, session: DbSession, asset_no: str, file: An
         service.add_attachment(session, user, instrument, file_store(settings.ensure_data_dir()),
                                service.Upload(file.file, file.filename or "attachment"), title=title, kind=kind,
                                max_bytes=settings.max_upload_mb * 1024 * 1024)
-    return see_other(request, f"/instruments/{instrument.asset_no}#attachments")
+    return see_other(request, f"/instruments/{instrument.asset_no}")  # no #fragment: htmx would not reload
 
 
 @router.get("/instruments/{asset_no:path}/traceability.pdf", include_in_schema=False)

@@ -22,6 +22,7 @@ from app.instruments.models import (
     InstrumentUse,
     ServiceChange,
 )
+from app.instruments.routes import ERROR_FIELDS
 from tests.conftest import login
 from tests.instruments.conftest import PDF, calibrate, check, local_today, make_instrument
 
@@ -272,6 +273,7 @@ def test_a_refused_registration_comes_back_with_the_message_and_the_values(clien
         response = client.post("/instruments", data={**form, "csrf_token": token}, headers=headers)
         assert response.status_code == status, response.text[:500]
         assert f'data-code="{code}"' in response.text and words in response.text
+        assert ('aria-invalid="true"' in response.text) == (code in ERROR_FIELDS)  # the field it is about
         # nothing typed is lost
         assert 'value="电感耦合等离子体质谱仪"' in response.text or changes.get("name_zh")
         assert "金属室 305" in response.text and "需氩气 99.999%" in response.text
@@ -359,7 +361,7 @@ def test_attachments_are_uploaded_listed_and_served_unchanged(client, db, techni
     response = client.post("/instruments/JC-UV-001/attachments",
                            data={"title": "使用说明书", "kind": "manual", "csrf_token": token},
                            files={"file": ("说明书.pdf", PDF, "application/pdf")})
-    assert response.status_code == 303 and response.headers["location"] == "/instruments/JC-UV-001#attachments"
+    assert response.status_code == 303 and response.headers["location"] == "/instruments/JC-UV-001"
     photo = client.post("/instruments/JC-UV-001/attachments",
                         data={"title": "铭牌照片", "kind": "other", "csrf_token": token},
                         files={"file": ("nameplate.png", PNG, "image/png")})
