@@ -24,7 +24,7 @@ from app.core.db import utcnow
 from app.core.errors import InvalidInput
 from app.core.files import FileStore, store_upload
 from app.core.labtime import lab_calendar
-from app.core.permissions import Permission, ensure
+from app.core.permissions import Permission, ensure, has_permission
 from app.instruments import errors
 from app.instruments.models import (
     Instrument,
@@ -153,9 +153,16 @@ def _normalise_uses(uses: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _responsible(session: Session, user_id: int) -> User:
+    """An active user who may sign the instrument's 计量确认: anyone else would leave every
+    certificate of the instrument unaccepted, and the instrument unusable, for good."""
     person = session.get(User, user_id)
     if person is None or not person.active:
         raise errors.UnknownResponsible()
+    if not has_permission(session, person.id, Permission.INSTRUMENTS_CONFIRM):
+        raise errors.UnknownResponsible(
+            "责任人须能签署计量确认：{name} 没有该权限。",
+            "The responsible person must be allowed to sign metrological confirmations; {name} is not.",
+            name=person.printed_name)
     return person
 
 
