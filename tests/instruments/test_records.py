@@ -478,6 +478,22 @@ def test_only_the_responsible_person_may_accept(db, technical, store, users):
     saved.unchanged()
 
 
+@pytest.mark.parametrize("role", ["quality_manager", "custodian", "reviewer", "admin", "inspector"])
+def test_the_responsible_person_must_be_able_to_confirm(db, technical, store, users, role):
+    """Otherwise no certificate of the instrument could ever be accepted."""
+    someone = users[role]
+    saved = Saved(db, store)
+    error = refused(db, "unknown_responsible", lambda s: service.register_instrument(
+        s, technical, asset_no="JC-PH-001", name_zh="pH 计", commissioned_on=local_today(db) - days(10),
+        responsible_id=someone.id, uses=[("pH", "HJ 1147-2020")]))
+    assert someone.printed_name in error.message("zh_CN") and someone.printed_name in error.message("en")
+    instrument = make_instrument(db, technical)
+    refused(db, "unknown_responsible", lambda s: service.update_instrument(
+        s, technical, s.get(Instrument, instrument.id), reason="交接", responsible_id=someone.id))
+    assert reload(db, Instrument, instrument.id).responsible_id == technical.id
+    assert row_counts(db, "instrument")["instrument"] == saved.counts["instrument"] + 1
+
+
 def test_the_responsible_person_may_be_an_analyst(db, technical, store, users):
     analyst = users["analyst"]
     instrument = make_instrument(db, technical, responsible=analyst)
@@ -705,10 +721,9 @@ def _check_facts_for(session) -> records.CheckFacts:
 
 
 @pytest.fixture
-def subject(db, technical, store, users):
-    """An instrument the inspector and the analyst are responsible for in turn, with a pending
-    certificate (so that only the permission can refuse the acceptance)."""
-    instrument = make_instrument(db, technical, responsible=users["inspector"])
+def subject(db, technical, store):
+    """An instrument with a pending certificate."""
+    instrument = make_instrument(db, technical)
     record = enter_certificate(db, technical, instrument, store, cert_facts(db))
     return instrument, record
 
