@@ -43,7 +43,7 @@ def race(db: Database, *acts: Callable[[Any], Any]) -> list[Any]:
     def run(i: int, act: Callable[[Any], Any]) -> None:
         try:
             with db.transaction() as session:
-                session.get(User, 1)  # the transaction has begun before the race starts
+                session.execute(select(1))  # the transaction has begun before the race starts
                 start.wait(timeout=30)
                 results[i] = act(session)
         except BaseException as exc:  # reported to the test thread
