@@ -29,6 +29,12 @@ class InvalidAssetNo(InvalidInput):
     message_en = "Asset numbers use letters, digits and - _ / . only, 2–40 long."
 
 
+class ReservedAssetNo(InvalidInput):
+    code = "reserved_asset_no"
+    message_zh = "资产编号不能包含保留词“{word}”（它是页面地址的一部分）。"
+    message_en = "An asset number cannot contain the reserved word “{word}” (it is part of page addresses)."
+
+
 class CommissioningInFuture(InvalidInput):
     code = "commissioning_in_future"
     message_zh = "投用日期不能晚于今天：仪器在投用时登记。"

@@ -39,6 +39,13 @@ from app.instruments.status import cache_state, status_at
 from app.people.models import User
 
 ASSET_NO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{1,39}$")
+# Path segments of the instrument pages and API (/instruments/{asset_no}/status, /instruments/impact
+# ...): an asset number made of one would be shadowed by the page of that name.
+RESERVED_ASSET_SEGMENTS = frozenset({
+    "new", "impact", "confirmations", "calibrations", "checks", "maintenance", "attachments", "status",
+    "edit", "traceability", "traceability.pdf", "out-of-service", "retire", "acceptance", "correct",
+    "certificate",
+})
 CERTIFICATE_MAX_BYTES = 20 * 1024 * 1024  # certificates are scanned PDFs; 20 MB is plenty
 CERTIFICATE_TYPES = ("application/pdf",)
 ATTACHMENT_TYPES = ("application/pdf", "image/png", "image/jpeg")
@@ -210,6 +217,9 @@ def register_instrument(
     asset_no = (asset_no or "").strip()
     if not ASSET_NO_RE.match(asset_no):
         raise errors.InvalidAssetNo()
+    reserved = [part for part in asset_no.lower().split("/") if part in RESERVED_ASSET_SEGMENTS]
+    if reserved:
+        raise errors.ReservedAssetNo(word=reserved[0])
     refuse_implausible_day(commissioned_on, "commissioned_on")
     if commissioned_on > lab_calendar(session).today():
         raise errors.CommissioningInFuture()

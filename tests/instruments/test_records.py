@@ -806,3 +806,14 @@ def test_implausible_dates_are_refused_not_crashed_on(db, technical, store):
     saved.unchanged()
     # the bounds themselves are fine
     enter_certificate(db, technical, instrument, store, cert_facts(db, valid_until=date(2999, 12, 31)))
+
+
+@pytest.mark.parametrize("asset_no", ["impact", "confirmations", "JC/status", "new", "JC-01/checks"])
+def test_an_asset_number_that_a_page_address_would_shadow_is_refused(db, technical, asset_no):
+    from app.instruments.errors import ReservedAssetNo
+
+    with pytest.raises(ReservedAssetNo) as refused:
+        make_instrument(db, technical, asset_no)
+    assert refused.value.code == "reserved_asset_no"
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Instrument)) == 0
