@@ -120,6 +120,21 @@ def client(app) -> Iterator[TestClient]:
         yield test_client
 
 
+# ---------------------------------------------------------------- password hashing
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hash passwords with small argon2 costs in every test: passwords are still really hashed
+    and verified; only the work factor (a deployment concern, ~0.1 s a hash) is lowered, which
+    made user-heavy tests spend most of their time in argon2."""
+    from argon2 import PasswordHasher
+
+    from app.core import passwords
+
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
 # ---------------------------------------------------------------- factories
 
 
