@@ -28,7 +28,6 @@ from app.instruments.models import (
 from app.instruments.service import record_content
 from app.instruments.status import status_now, statuses_at
 from app.people.models import User
-from tests.core.chain_tools import cheap_password_hashing  # noqa: F401
 
 COUNTED = (*APPEND_ONLY_TABLES, "instrument", "instrument_use", "instrument_impact", "e_signature", "stored_file",
            "audit_event", "app_user", "role_grant")

@@ -32,7 +32,6 @@ from app.instruments.status import statuses_at
 from bench.instrument_workload import populate
 from bench.scenarios.instrument_status import STATUS_SQL
 from tests.conftest import ENGINES, drop_pg_database, login, new_pg_database
-from tests.core.chain_tools import cheap_password_hashing  # noqa: F401
 from tests.instruments.conftest import calibrate, make_instrument
 
 INSTRUMENTS, RECORDS = 2_000, 40_000
