@@ -65,12 +65,6 @@ class DateInFuture(InvalidInput):
     message_en = "{what_en} cannot be in the future."
 
 
-class BeforeCommissioning(InvalidInput):
-    code = "before_commissioning"
-    message_zh = "记录日期不能早于仪器投用日期（{commissioned_on}）。"
-    message_en = "The record cannot be dated before the instrument was commissioned ({commissioned_on})."
-
-
 class DuplicateCertificateNo(DomainError):
     code = "duplicate_certificate_no"
     message_zh = "该仪器已有证书编号为 {certificate_no} 的记录。"

@@ -193,6 +193,19 @@ def latest_revision(session: Session, model: type, record: Any) -> Any:
     return record
 
 
+def correction_form(request: Request, session: Session, model: type, record_id: int, path: str,
+                    render_form: Callable[..., Any], form_values: Callable[[Session, Any], dict]) -> Any:
+    """The correction form of a record, pre-filled; a correction is made on the current revision,
+    so an older one redirects to the latest."""
+    record = get_record(session, model, record_id)
+    latest = latest_revision(session, model, record)
+    if latest.id != record.id:
+        return see_other(request, f"/instruments/{path}/{latest.id}/correct")
+    instrument = session.get(Instrument, record.instrument_id)
+    return render_form(request, session, instrument, form_values(session, record),
+                       asset_no=instrument.asset_no, record=record)
+
+
 # ---------------------------------------------------------------- calibration and verification
 
 
@@ -312,13 +325,8 @@ def decide_acceptance(request: Request, session: DbSession, calibration_id: RowI
 @router.get("/instruments/calibrations/{calibration_id}/correct", include_in_schema=False)
 def correct_calibration_form(request: Request, session: DbSession, calibration_id: RowId,
                              user: User = require(Permission.INSTRUMENTS_MANAGE)):
-    record = get_record(session, CalibrationRecord, calibration_id)
-    latest = latest_revision(session, CalibrationRecord, record)
-    if latest.id != record.id:  # a correction is made on the current revision
-        return see_other(request, f"/instruments/calibrations/{latest.id}/correct")
-    instrument = session.get(Instrument, record.instrument_id)
-    return render_calibration_form(request, session, instrument, calibration_form_values(session, record),
-                                   asset_no=instrument.asset_no, record=record)
+    return correction_form(request, session, CalibrationRecord, calibration_id, "calibrations",
+                           render_calibration_form, calibration_form_values)
 
 
 @router.post("/instruments/calibrations/{calibration_id}/correct", include_in_schema=False)
@@ -441,13 +449,8 @@ def check_page(request: Request, session: DbSession, check_id: RowId,
 @router.get("/instruments/checks/{check_id}/correct", include_in_schema=False)
 def correct_check_form(request: Request, session: DbSession, check_id: RowId,
                        user: User = require(Permission.INSTRUMENTS_RECORD)):
-    record = get_record(session, IntermediateCheck, check_id)
-    latest = latest_revision(session, IntermediateCheck, record)
-    if latest.id != record.id:
-        return see_other(request, f"/instruments/checks/{latest.id}/correct")
-    instrument = session.get(Instrument, record.instrument_id)
-    return render_check_form(request, session, instrument, check_form_values(session, record),
-                             asset_no=instrument.asset_no, record=record)
+    return correction_form(request, session, IntermediateCheck, check_id, "checks", render_check_form,
+                           check_form_values)
 
 
 @router.post("/instruments/checks/{check_id}/correct", include_in_schema=False)
@@ -544,13 +547,8 @@ def maintenance_page(request: Request, session: DbSession, maintenance_id: RowId
 @router.get("/instruments/maintenance/{maintenance_id}/correct", include_in_schema=False)
 def correct_maintenance_form(request: Request, session: DbSession, maintenance_id: RowId,
                              user: User = require(Permission.INSTRUMENTS_RECORD)):
-    record = get_record(session, MaintenanceRecord, maintenance_id)
-    latest = latest_revision(session, MaintenanceRecord, record)
-    if latest.id != record.id:
-        return see_other(request, f"/instruments/maintenance/{latest.id}/correct")
-    instrument = session.get(Instrument, record.instrument_id)
-    return render_maintenance_form(request, session, instrument, maintenance_form_values(session, record),
-                                   asset_no=instrument.asset_no, record=record)
+    return correction_form(request, session, MaintenanceRecord, maintenance_id, "maintenance",
+                           render_maintenance_form, maintenance_form_values)
 
 
 @router.post("/instruments/maintenance/{maintenance_id}/correct", include_in_schema=False)

@@ -159,11 +159,7 @@ def correct_calibration(
 ) -> CalibrationRecord:
     """A correction is a new revision pointing at the old one, with a reason; the old one stays.
     A corrected passing certificate must be accepted again: the acceptance bound the old content."""
-    ensure(session, actor, Permission.INSTRUMENTS_MANAGE)
-    reason = clean_reason(reason)
-    instrument = session.get(Instrument, record.instrument_id)
-    lock_instrument(session, instrument)
-    _refuse_superseded(session, CalibrationRecord, record)
+    instrument, reason = _open_correction(session, actor, record, Permission.INSTRUMENTS_MANAGE, reason)
     checked = _checked_facts(session, instrument, facts)
     _refuse_duplicate_certificate(session, instrument, checked["certificate_no"], record)
     file_id, sha256 = record.certificate_file_id, record.certificate_sha256
@@ -171,13 +167,8 @@ def correct_calibration(
         stored = store_upload(session, actor, store, certificate.stream, certificate.filename,
                               allowed_types=CERTIFICATE_TYPES, max_bytes=CERTIFICATE_MAX_BYTES)
         file_id, sha256 = stored.id, stored.sha256
-    if all(getattr(record, k) == v for k, v in checked.items()) and sha256 == record.certificate_sha256:
-        raise errors.NothingCorrected()
-    corrected = CalibrationRecord(
-        instrument_id=instrument.id, revision=record.revision + 1, supersedes_id=record.id,
-        correction_reason=reason, certificate_file_id=file_id, certificate_sha256=sha256,
-        recorded_at=utcnow(), recorded_by_id=actor.id, **checked,
-    )
+    corrected = _revision_of(record, actor, reason, checked | {"certificate_sha256": sha256},
+                             certificate_file_id=file_id)
     return _land_calibration(session, actor, instrument, corrected, "instrument.calibration_corrected",
                              record_content(instrument, record))
 
@@ -201,6 +192,28 @@ def _refuse_superseded(session: Session, model: type, record: Any) -> None:
         while (following := successor_of(session, model, latest)) is not None:
             latest = following
         raise errors.RecordSuperseded(revision=latest.revision)
+
+
+def _open_correction(session: Session, actor: User, record: Any, permission: Permission,
+                     reason: str) -> tuple[Instrument, str]:
+    """What every correction checks first: the right, a reason, and that it corrects the latest
+    revision (under the instrument's row lock, so two concurrent corrections cannot both land)."""
+    ensure(session, actor, permission)
+    reason = clean_reason(reason)
+    instrument = session.get(Instrument, record.instrument_id)
+    lock_instrument(session, instrument)
+    _refuse_superseded(session, type(record), record)
+    return instrument, reason
+
+
+def _revision_of(record: Any, actor: User, reason: str, checked: dict[str, Any], **extra: Any) -> Any:
+    """The next revision of `record` carrying the corrected facts (and `extra` columns, which do
+    not count as a change); refuses a correction that changes none of the facts."""
+    if all(getattr(record, k) == v for k, v in checked.items()):
+        raise errors.NothingCorrected()
+    return type(record)(instrument_id=record.instrument_id, revision=record.revision + 1,
+                        supersedes_id=record.id, correction_reason=reason, recorded_at=utcnow(),
+                        recorded_by_id=actor.id, **checked, **extra)
 
 
 def decide_acceptance(
@@ -297,17 +310,8 @@ def record_check(session: Session, actor: User, instrument: Instrument, facts: C
 
 def correct_check(session: Session, actor: User, record: IntermediateCheck, facts: CheckFacts, password: str,
                   *, reason: str) -> IntermediateCheck:
-    ensure(session, actor, Permission.INSTRUMENTS_RECORD)
-    reason = clean_reason(reason)
-    instrument = session.get(Instrument, record.instrument_id)
-    lock_instrument(session, instrument)
-    _refuse_superseded(session, IntermediateCheck, record)
-    checked = _checked_check(session, facts)
-    if all(getattr(record, k) == v for k, v in checked.items()):
-        raise errors.NothingCorrected()
-    corrected = IntermediateCheck(instrument_id=instrument.id, revision=record.revision + 1,
-                                  supersedes_id=record.id, correction_reason=reason, recorded_at=utcnow(),
-                                  recorded_by_id=actor.id, **checked)
+    instrument, reason = _open_correction(session, actor, record, Permission.INSTRUMENTS_RECORD, reason)
+    corrected = _revision_of(record, actor, reason, _checked_check(session, facts))
     return _land_check(session, actor, instrument, corrected, password, "instrument.check_corrected",
                        record_content(instrument, record))
 
@@ -361,17 +365,8 @@ def record_maintenance(session: Session, actor: User, instrument: Instrument,
 
 def correct_maintenance(session: Session, actor: User, record: MaintenanceRecord, facts: MaintenanceFacts, *,
                         reason: str) -> MaintenanceRecord:
-    ensure(session, actor, Permission.INSTRUMENTS_RECORD)
-    reason = clean_reason(reason)
-    instrument = session.get(Instrument, record.instrument_id)
-    lock_instrument(session, instrument)
-    _refuse_superseded(session, MaintenanceRecord, record)
-    checked = _checked_maintenance(session, facts)
-    if all(getattr(record, k) == v for k, v in checked.items()):
-        raise errors.NothingCorrected()
-    corrected = MaintenanceRecord(instrument_id=instrument.id, revision=record.revision + 1,
-                                  supersedes_id=record.id, correction_reason=reason, recorded_at=utcnow(),
-                                  recorded_by_id=actor.id, **checked)
+    instrument, reason = _open_correction(session, actor, record, Permission.INSTRUMENTS_RECORD, reason)
+    corrected = _revision_of(record, actor, reason, _checked_maintenance(session, facts))
     return _land_maintenance(session, actor, instrument, corrected, "instrument.maintenance_corrected",
                              record_content(instrument, record))
 
