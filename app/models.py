@@ -17,3 +17,16 @@ from app.instruments.models import (  # noqa: F401
 )
 from app.oversight.models import AuditReview  # noqa: F401
 from app.people.models import ApiToken, Laboratory, RoleGrant, User  # noqa: F401
+from app.core.codes import CodeCounter  # noqa: F401
+from app.reference_materials.models import (  # noqa: F401
+    CertifiedValue,
+    LotStatusChange,
+    MaterialLot,
+    MaterialUse,
+    ReagentLot,
+    ReferenceMaterial,
+    SolutionComponent,
+    SolutionDevice,
+    StandardSolution,
+    StockUnit,
+)

@@ -27,6 +27,7 @@ class Permission(StrEnum):
     USERS_READ = "users.read"
     AUDIT_READ = "audit.read"
     INSTRUMENTS_READ = "instruments.read"
+    MATERIALS_READ = "materials.read"
     # personal: a user's own language, password and tokens; never a lab record
     OWN_ACCOUNT = "account.own"
     # change
@@ -43,11 +44,17 @@ class Permission(StrEnum):
     INSTRUMENTS_RECORD = "instruments.record"
     INSTRUMENTS_CONFIRM = "instruments.confirm"
     INSTRUMENTS_DISPOSE = "instruments.dispose"
+    # reference materials and reagents: register, receive and dispose of stock (custodian,
+    # technical manager); open, use, prepare standard solutions (analysts, samplers for field
+    # buffers); quarantine or withdraw a lot (quality and technical manager)
+    MATERIALS_MANAGE = "materials.manage"
+    MATERIALS_USE = "materials.use"
+    MATERIALS_WITHDRAW = "materials.withdraw"
 
 
 READ_PERMISSIONS = frozenset(
     {Permission.DASHBOARD_VIEW, Permission.LAB_READ, Permission.USERS_READ, Permission.AUDIT_READ,
-     Permission.INSTRUMENTS_READ}
+     Permission.INSTRUMENTS_READ, Permission.MATERIALS_READ}
 )
 PERSONAL_PERMISSIONS = frozenset({Permission.OWN_ACCOUNT})
 EVERY_USER = READ_PERMISSIONS - {Permission.AUDIT_READ, Permission.USERS_READ} | PERSONAL_PERMISSIONS
@@ -55,9 +62,9 @@ EVERY_USER = READ_PERMISSIONS - {Permission.AUDIT_READ, Permission.USERS_READ} |
 RUNS_INSTRUMENTS = frozenset({Permission.INSTRUMENTS_RECORD, Permission.INSTRUMENTS_CONFIRM})
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.SAMPLER: EVERY_USER | RUNS_INSTRUMENTS,
-    Role.CUSTODIAN: EVERY_USER,
-    Role.ANALYST: EVERY_USER | RUNS_INSTRUMENTS,
+    Role.SAMPLER: EVERY_USER | RUNS_INSTRUMENTS | {Permission.MATERIALS_USE},
+    Role.CUSTODIAN: EVERY_USER | {Permission.MATERIALS_MANAGE},
+    Role.ANALYST: EVERY_USER | RUNS_INSTRUMENTS | {Permission.MATERIALS_USE},
     Role.CHECKER: EVERY_USER,
     Role.REVIEWER: EVERY_USER,
     Role.SIGNATORY: EVERY_USER,
@@ -69,10 +76,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.AUDIT_CHECKPOINT,
         Permission.AUDIT_REVIEW,
         Permission.INSTRUMENTS_DISPOSE,
+        Permission.MATERIALS_WITHDRAW,
     },
     Role.TECHNICAL_MANAGER: EVERY_USER
     | RUNS_INSTRUMENTS
-    | {Permission.USERS_READ, Permission.AUDIT_READ, Permission.INSTRUMENTS_MANAGE},
+    | {Permission.USERS_READ, Permission.AUDIT_READ, Permission.INSTRUMENTS_MANAGE, Permission.MATERIALS_MANAGE,
+       Permission.MATERIALS_USE, Permission.MATERIALS_WITHDRAW},
     Role.INSPECTOR: READ_PERMISSIONS | PERSONAL_PERMISSIONS,
     Role.ADMIN: EVERY_USER
     | {
