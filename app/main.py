@@ -70,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.instruments.routes import router as instruments_router
     from app.oversight.routes import router as oversight_router
     from app.people.routes import router as people_router
+    from app.reference_materials.api import router as materials_api_router
+    from app.reference_materials.routes import router as materials_router
+    from app.reference_materials.solution_routes import router as solutions_router
     from app.shell.routes import router as shell_router
 
     app.include_router(shell_router)
@@ -79,5 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(instrument_records_router)
     app.include_router(instruments_router)
     app.include_router(instruments_api_router)
+    app.include_router(solutions_router)
+    app.include_router(materials_router)
+    app.include_router(materials_api_router)
     handlers.install(app)
     return app

@@ -1,0 +1,7 @@
+"""Reference materials: routes (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
