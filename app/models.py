@@ -1,6 +1,7 @@
 """Imports every table so that metadata (Alembic, tests) sees the whole schema."""
 
 from app.core.audit import AuditCheckpoint, AuditEvent  # noqa: F401
+from app.core.codes import CodeCounter  # noqa: F401
 from app.core.db import metadata  # noqa: F401
 from app.core.files import StoredFile  # noqa: F401
 from app.core.signatures import ElectronicSignature  # noqa: F401
@@ -17,7 +18,6 @@ from app.instruments.models import (  # noqa: F401
 )
 from app.oversight.models import AuditReview  # noqa: F401
 from app.people.models import ApiToken, Laboratory, RoleGrant, User  # noqa: F401
-from app.core.codes import CodeCounter  # noqa: F401
 from app.reference_materials.models import (  # noqa: F401
     CertifiedValue,
     LotStatusChange,

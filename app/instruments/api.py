@@ -155,6 +155,7 @@ class CheckOut(BaseModel):
     unit: str
     result: str
     remarks: str
+    standard_barcode: str  # the RM unit or standard solution used, when scanned
     recorded_at: datetime
     recorded_by: PersonOut | None
     signed_by: str | None
@@ -282,6 +283,7 @@ class CheckIn(BaseModel):
     unit: str = Field("", max_length=30)
     result: CheckResult
     remarks: str = Field("", max_length=500)
+    standard_barcode: str = Field("", max_length=20)  # the RM unit or standard solution used
     password: str = Field(max_length=256)  # the check is signed by whoever performed it
 
     @field_validator("measured_value", mode="before")
@@ -295,7 +297,7 @@ class CheckIn(BaseModel):
         return records.CheckFacts(
             performed_at=self.performed_at, check_standard=self.check_standard, criterion=self.criterion,
             measured_value=self.measured_value, result=self.result.value, method=self.method, unit=self.unit,
-            remarks=self.remarks,
+            remarks=self.remarks, standard_barcode=self.standard_barcode,
         )
 
 
@@ -355,8 +357,8 @@ def check_json(record: IntermediateCheck, *, current: bool, recorded_by: User | 
         correction_reason=record.correction_reason, performed_at=record.effective_from,
         check_standard=record.check_standard, method=record.method, criterion=record.criterion,
         measured_value=record.measured_value, unit=record.unit, result=record.result, remarks=record.remarks,
-        recorded_at=record.recorded_at, recorded_by=person(recorded_by), signed_by=signed_by,
-        signature_intact=intact,
+        standard_barcode=record.standard_barcode, recorded_at=record.recorded_at, recorded_by=person(recorded_by),
+        signed_by=signed_by, signature_intact=intact,
     )
 
 

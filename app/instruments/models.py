@@ -190,7 +190,10 @@ class IntermediateCheck(_Revisable, table=True):
     supersedes_id: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("instrument_check.id"), nullable=True, unique=True)
     )
-    check_standard: str = Field(max_length=200)  # later: a reference-material lot or solution
+    check_standard: str = Field(max_length=200)  # as written: "GBW(E)080218 氨氮标准溶液"
+    # the barcode of the reference-material unit or standard solution used, when scanned: the
+    # material's gate is checked at the time of the check and the use recorded against it
+    standard_barcode: str = Field(default="", max_length=20, sa_column_kwargs={"server_default": ""})
     method: str = Field(default="", max_length=200)
     criterion: str = Field(max_length=200)
     measured_value: str = Field(max_length=60)  # a Decimal, kept as entered

@@ -381,7 +381,7 @@ def check_form_values(session: Session, record: IntermediateCheck | None = None)
     if record is None:
         return {"performed_at": local_input(session, None), "result": "pass"}
     values = {name: getattr(record, name) for name in (
-        "check_standard", "method", "criterion", "measured_value", "unit", "result", "remarks")}
+        "check_standard", "method", "criterion", "measured_value", "unit", "result", "remarks", "standard_barcode")}
     return {**values, "performed_at": local_input(session, record.effective_from)}
 
 
@@ -394,7 +394,7 @@ def render_check_form(request: Request, session: Session, instrument: Instrument
 
 
 def check_facts(session: Session, performed_at: str, check_standard: str, criterion: str, measured_value: str,
-                result: str, method: str, unit: str, remarks: str,
+                result: str, method: str, unit: str, remarks: str, standard_barcode: str = "",
                 original: IntermediateCheck | None = None) -> records.CheckFacts:
     moment = parse_local_datetime(session, performed_at, "performed_at")
     if original is not None:
@@ -402,7 +402,7 @@ def check_facts(session: Session, performed_at: str, check_standard: str, criter
     return records.CheckFacts(
         performed_at=moment, check_standard=check_standard,
         criterion=criterion, measured_value=measured_value, result=result, method=method, unit=unit,
-        remarks=remarks,
+        remarks=remarks, standard_barcode=standard_barcode,
     )
 
 
@@ -418,18 +418,19 @@ def create_check(
     request: Request, session: DbSession, asset_no: AssetNo, performed_at: DateText, check_standard: Name,
     criterion: Name, measured_value: Annotated[str, Form(max_length=60)], result: Choice, password: Secret,
     method: Name = "", unit: Annotated[str, Form(max_length=30)] = "", remarks: Note = "",
-    user: User = require(Permission.INSTRUMENTS_RECORD),
+    standard_barcode: Annotated[str, Form(max_length=40)] = "", user: User = require(Permission.INSTRUMENTS_RECORD),
 ):
     """期间核查, signed by whoever performed it (password again)."""
     form = {"performed_at": performed_at, "check_standard": check_standard, "criterion": criterion,
-            "measured_value": measured_value, "result": result, "method": method, "unit": unit, "remarks": remarks}
+            "measured_value": measured_value, "result": result, "method": method, "unit": unit, "remarks": remarks,
+            "standard_barcode": standard_barcode}
     instrument = None
 
     def act() -> IntermediateCheck:
         nonlocal instrument
         instrument = find_instrument(session, asset_no)
         facts = check_facts(session, performed_at, check_standard, criterion, measured_value, result, method, unit,
-                            remarks)
+                            remarks, standard_barcode)
         with committing(session):
             return records.record_check(session, user, instrument, facts, password)
 
@@ -458,16 +459,16 @@ def correct_check(
     request: Request, session: DbSession, check_id: RowId, performed_at: DateText, check_standard: Name,
     criterion: Name, measured_value: Annotated[str, Form(max_length=60)], result: Choice, reason: Note,
     password: Secret, method: Name = "", unit: Annotated[str, Form(max_length=30)] = "", remarks: Note = "",
-    user: User = require(Permission.INSTRUMENTS_RECORD),
+    standard_barcode: Annotated[str, Form(max_length=40)] = "", user: User = require(Permission.INSTRUMENTS_RECORD),
 ):
     record = get_record(session, IntermediateCheck, check_id)
     form = {"performed_at": performed_at, "check_standard": check_standard, "criterion": criterion,
             "measured_value": measured_value, "result": result, "method": method, "unit": unit, "remarks": remarks,
-            "reason": reason}
+            "standard_barcode": standard_barcode, "reason": reason}
 
     def act() -> IntermediateCheck:
         facts = check_facts(session, performed_at, check_standard, criterion, measured_value, result, method, unit,
-                            remarks, original=record)
+                            remarks, standard_barcode, original=record)
         with committing(session):
             return records.correct_check(session, user, record, facts, password, reason=reason)
 

@@ -56,6 +56,7 @@ from app.instruments.service import (
     uses_of,
 )
 from app.instruments.status import not_superseded
+from app.instruments.usage import use_check_standard
 from app.people.models import User
 
 # ---------------------------------------------------------------- calibration and verification
@@ -269,6 +270,7 @@ class CheckFacts:
     method: str = ""
     unit: str = ""
     remarks: str = ""
+    standard_barcode: str = ""  # the RM unit or standard solution used (scanned), optional
 
 
 def _decimal_text(value: str | Decimal) -> str:
@@ -293,6 +295,7 @@ def _checked_check(session: Session, facts: CheckFacts) -> dict[str, Any]:
         "unit": clean_text(facts.unit, "unit", 30, required=False),
         "result": clean_choice(facts.result, CheckResult, "result"),
         "remarks": clean_text(facts.remarks, "remarks", 500, required=False),
+        "standard_barcode": clean_text(facts.standard_barcode, "standard_barcode", 20, required=False).upper(),
     }
 
 
@@ -313,13 +316,18 @@ def correct_check(session: Session, actor: User, record: IntermediateCheck, fact
     instrument, reason = _open_correction(session, actor, record, Permission.INSTRUMENTS_RECORD, reason)
     corrected = _revision_of(record, actor, reason, _checked_check(session, facts))
     return _land_check(session, actor, instrument, corrected, password, "instrument.check_corrected",
-                       record_content(instrument, record))
+                       record_content(instrument, record), used_before=record)
 
 
 def _land_check(session: Session, actor: User, instrument: Instrument, check: IntermediateCheck, password: str,
-                action: str, before: dict[str, Any] | None) -> IntermediateCheck:
+                action: str, before: dict[str, Any] | None,
+                used_before: IntermediateCheck | None = None) -> IntermediateCheck:
     session.add(check)
     session.flush()
+    moved = used_before is None or (used_before.standard_barcode, used_before.effective_from) != (
+        check.standard_barcode, check.effective_from)
+    if check.standard_barcode and moved:  # a correction that keeps standard and time used it once
+        use_check_standard(session, actor, check.standard_barcode, check.effective_from, check.id)
     sign(session, actor, password, SignatureMeaning.PERFORMED, "instrument_check", check.id,
          record_content(instrument, check))
     audit.append(session, actor, action, "instrument_check", check.id, before, record_content(instrument, check))

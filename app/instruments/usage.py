@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
+
+from app.core.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,27 @@ class UsageSource(Protocol):
 
 
 _sources: dict[str, UsageSource] = {}
+
+
+class CheckStandardUse(Protocol):
+    def __call__(self, session: Session, actor: Any, barcode: str, at: datetime, check_id: int) -> str:
+        """Check that the standard with `barcode` was usable at `at` (raising its domain error
+        otherwise), record its use by the check, and return the barcode as stored."""
+        ...
+
+
+_check_standard: list[CheckStandardUse] = []
+
+
+def register_check_standard_use(handler: CheckStandardUse) -> None:
+    """The reference-materials domain plugs its gate in here; instruments never import it."""
+    _check_standard[:] = [handler]
+
+
+def use_check_standard(session: Session, actor: Any, barcode: str, at: datetime, check_id: int) -> str:
+    if not _check_standard:
+        raise InvalidInput(detail="reference materials are not available to check the standard's barcode")
+    return _check_standard[0](session, actor, barcode, at, check_id)
 
 
 def register_usage_source(source: UsageSource) -> None:

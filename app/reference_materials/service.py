@@ -35,6 +35,7 @@ from app.instruments.service import (
     refuse_implausible_day,
     row_columns,
 )
+from app.instruments.usage import register_check_standard_use
 from app.people.models import User
 from app.reference_materials import errors
 from app.reference_materials.gate import assert_material_usable, lot_expiry_instant
@@ -581,3 +582,18 @@ def register_reagent(session: Session, actor: User, facts: ReagentFacts) -> Reag
     session.flush()
     audit.append(session, actor, "material.reagent_received", "reagent_lot", reagent.id, None, _snapshot(reagent))
     return reagent
+
+
+# ---------------------------------------------------------------- intermediate checks of instruments
+
+
+def use_for_instrument_check(session: Session, actor: User, barcode: str, at: datetime, check_id: int) -> str:
+    """期间核查 with a scanned standard: the standard must have been usable at the time of the
+    check; its use is recorded against the check (forward traceability lists it)."""
+    item = find_item(session, barcode)
+    record_use(session, actor, item, at, purpose="期间核查 intermediate check",
+               consumer=("instrument_check", str(check_id)))
+    return item.barcode
+
+
+register_check_standard_use(use_for_instrument_check)

@@ -177,3 +177,34 @@ def test_mass_fraction_parent_needs_a_density(db, technical, store):
     with db.reading() as session:
         component = session.scalars(select(SolutionComponent).where(SolutionComponent.solution_id == solution.id)).one()
         assert component.concentration == Decimal("0.801")
+
+
+def test_an_intermediate_check_with_a_scanned_standard_passes_the_gate_and_is_traced(db, technical, store,
+                                                                                      opened_unit):
+    from app.instruments import records
+    from app.instruments import service as instruments
+    from app.instruments.models import IntermediateCheck
+    from tests.conftest import PASSWORD
+
+    solution = prepare(db, technical, opened_unit.barcode, prepared_at=ago(days=10), shelf_life_days=5)
+    with db.transaction() as session:
+        instrument = instruments.register_instrument(
+            session, technical, asset_no="JC-UV-009", name_zh="紫外可见分光光度计", commissioned_on=date(2024, 1, 1),
+            responsible_id=technical.id, uses=[("NH3-N", "HJ 535-2009")])
+
+    def facts(at, barcode):
+        return records.CheckFacts(performed_at=at, check_standard="氨氮标准使用液", criterion="100 ± 2 mg/L",
+                                  measured_value="100.4", result="pass", standard_barcode=barcode)
+
+    with db.transaction() as session:  # within the solution's 5 days: the use is recorded
+        check = records.record_check(session, technical, session.merge(instrument),
+                                     facts(ago(days=8), solution.barcode.lower()), PASSWORD)
+    assert check.standard_barcode == solution.barcode
+    with db.reading() as session:
+        uses = forward_traceability(session, opened_unit.lot_id)
+        assert [(u.source, u.barcode) for u in uses] == [("solution", opened_unit.barcode), ("use", solution.barcode)]
+    # after its expiry the standard is refused and nothing of the check is kept
+    refused(db, "material_expired", lambda s: records.record_check(
+        s, technical, s.merge(instrument), facts(ago(days=2), solution.barcode), PASSWORD))
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(IntermediateCheck)) == 1
