@@ -132,10 +132,15 @@ def relative_u_certified(analyte: str, value: Decimal, expanded: Decimal | None,
 
 
 def combine(relatives: Sequence[Decimal]) -> Decimal:
-    """Root sum of squares."""
+    """Root sum of squares. The squares and the root are exact to twice the working precision,
+    then rounded once: the result never falls below its largest term (a dilution through
+    glassware of zero tolerance keeps the parent's u_rel, not one digit less)."""
+    with localcontext() as ctx:
+        ctx.prec = 2 * PRECISION + 2
+        root = sum((r * r for r in relatives), Decimal(0)).sqrt()
     with localcontext() as ctx:
         ctx.prec = PRECISION
-        return sum((r * r for r in relatives), Decimal(0)).sqrt()
+        return +root
 
 
 def _amount_line(component: str, amount: Decimal, unit: str, devices: Sequence[Device],
