@@ -71,4 +71,7 @@ def load_demo(session: Session, store: FileStore) -> list[DemoUser]:
     from app.instruments.demo import load_instrument_demo  # it signs with DEMO_PASSWORD from here
 
     load_instrument_demo(session, users, store)
+    from app.reference_materials.demo import load_material_demo
+
+    load_material_demo(session, users, store)
     return list(DEMO_USERS)
