@@ -15,7 +15,7 @@ from app.core.errors import DomainError
 from app.core.files import FileStore, StoredFile
 from app.demo import load_demo
 from app.people.models import User
-from app.reference_materials import queries
+from app.reference_materials import queries, service
 from app.reference_materials.demo import COD_CERTIFICATE, MATERIALS, NH3N_CERTIFICATE, REAGENTS
 from app.reference_materials.gate import assert_material_usable, check_material
 from app.reference_materials.models import (
@@ -60,6 +60,14 @@ def units_of(session, certificate_no: str) -> list[StockUnit]:
 def loaded(db: Database, store: FileStore) -> Database:
     load(db, store)
     return db
+
+
+@pytest.fixture
+def users_of_demo(loaded: Database) -> dict[str, User]:
+    with loaded.reading() as session:
+        users = {u.username: u for u in session.scalars(select(User))}
+        session.expunge_all()
+    return users
 
 
 def test_every_demo_material_has_a_lot_with_a_real_certificate_pdf(loaded, store):
@@ -160,6 +168,20 @@ def test_the_expired_cod_unit_is_refused_by_the_gate(loaded):
                                                            MaterialUse.item_id == opened.id)).all()
         assert use.used_at < lot.expires_at and check_material(session, opened, use.used_at).usable
         assert check_material(session, disposed, now).reason == "disposed"
+
+
+def test_a_sealed_unit_of_the_expired_lot_is_refused_as_expired(loaded, users_of_demo):
+    """Not as "not opened": that reason tells the analyst to open it, and opening it is refused
+    because the lot has expired. Expiry is final; sealed is a step to take."""
+    db = loaded
+    now = utcnow()
+    with db.reading() as session:
+        sealed = units_of(session, COD_CERTIFICATE)[1]
+        assert sealed.state == "received"
+        assert check_material(session, sealed, now).reason == "expired"
+    with pytest.raises(DomainError) as caught, db.transaction() as session:
+        service.open_item(session, users_of_demo["analyst"], session.get(StockUnit, sealed.id), now)
+    assert caught.value.code == "material_expired"
 
 
 def test_the_dashboard_lists_have_something_to_show(loaded):
