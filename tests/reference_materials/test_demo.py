@@ -178,9 +178,10 @@ def test_a_sealed_unit_of_the_expired_lot_is_refused_as_expired(loaded, users_of
     with db.reading() as session:
         sealed = units_of(session, COD_CERTIFICATE)[1]
         assert sealed.state == "received"
+        sealed_id = sealed.id
         assert check_material(session, sealed, now).reason == "expired"
     with pytest.raises(DomainError) as caught, db.transaction() as session:
-        service.open_item(session, users_of_demo["analyst"], session.get(StockUnit, sealed.id), now)
+        service.open_item(session, users_of_demo["analyst"], session.get(StockUnit, sealed_id), now)
     assert caught.value.code == "material_expired"
 
 
