@@ -86,14 +86,21 @@ def check_material(session: Session, item: object, at: datetime) -> Usability:
     if item.used_up_at is not None and item.used_up_at <= at:
         return refuse(errors.MaterialUsedUp, None)
     opened = getattr(item, "opened_at", None)
-    if isinstance(item, StockUnit) and (opened is None or at < opened):
-        return refuse(errors.MaterialNotOpened, None)
-    expires = item.expires_at
-    if isinstance(item, ReagentLot) and (opened is None or at < opened):
-        expires = lot_expiry_instant(session, item.expires_on)  # sealed at that moment
+    sealed_then = isinstance(item, (StockUnit, ReagentLot)) and (opened is None or at < opened)
+    expires = sealed_expiry_of(session, item) if sealed_then else item.expires_at
+    # expired first: opening, the remedy for "not opened", is refused after the expiry
     if at >= expires:
         return refuse(errors.MaterialExpired, expires, expires=local(expires))
+    if sealed_then and isinstance(item, StockUnit):
+        return refuse(errors.MaterialNotOpened, None)
     return Usability(True, None, expires)
+
+
+def sealed_expiry_of(session: Session, item: StockUnit | ReagentLot) -> datetime:
+    """The expiry of an unopened unit (its lot's) or reagent (its label's)."""
+    if isinstance(item, StockUnit):
+        return session.get(MaterialLot, item.lot_id).expires_at
+    return lot_expiry_instant(session, item.expires_on)
 
 
 def _lot_of(item: object) -> int | None:

@@ -38,7 +38,7 @@ from app.instruments.service import (
 from app.instruments.usage import register_check_standard_use
 from app.people.models import User
 from app.reference_materials import errors
-from app.reference_materials.gate import assert_material_usable, lot_expiry_instant
+from app.reference_materials.gate import assert_material_usable, lot_expiry_instant, sealed_expiry_of
 from app.reference_materials.models import (
     CODE_PREFIXES,
     CertifiedValue,
@@ -410,7 +410,7 @@ def open_item(session: Session, actor: User, item: StockUnit | ReagentLot, opene
     if opened_at < received:
         raise errors.MaterialNotYetAvailable(barcode=item.barcode, at=_local(session, opened_at),
                                              since=_local(session, received))
-    sealed_expiry = _sealed_expiry(session, item)
+    sealed_expiry = sealed_expiry_of(session, item)
     if opened_at >= sealed_expiry:
         raise errors.MaterialExpired(barcode=item.barcode, at=_local(session, opened_at),
                                      expires=_local(session, sealed_expiry))
@@ -423,12 +423,6 @@ def open_item(session: Session, actor: User, item: StockUnit | ReagentLot, opene
     audit.append(session, actor, f"material.{item_kind_of(item).value}_opened", item.__tablename__, item.id,
                  before, _snapshot(item))
     return item
-
-
-def _sealed_expiry(session: Session, item: StockUnit | ReagentLot) -> datetime:
-    if isinstance(item, StockUnit):
-        return session.get(MaterialLot, item.lot_id).expires_at
-    return lot_expiry_instant(session, item.expires_on)
 
 
 def _opened_shelf_life(session: Session, item: StockUnit | ReagentLot) -> int | None:
