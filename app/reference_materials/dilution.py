@@ -200,6 +200,8 @@ def dilute(parent: ParentValue, step: DilutionStep, output_unit: str) -> Dilutio
                                             final_volume=f"{step.final_volume} {step.final_volume_unit}")
         # mg/L × mL / mL = mg/L; mg/kg × g / mL = mg/L (1 mg/kg·g = 1 μg; 1 μg/mL = 1 mg/L)
         concentration = parent_base * aliquot_base / final_ml / output.factor
+        if concentration.as_tuple().exponent > 0:  # 1.0E+2 is 100: keep the plain form, exactly
+            concentration = concentration.quantize(Decimal(1))
     relative_u = combine([line.relative_u for line in lines])
     return DilutionResult(parent.analyte, concentration, output.symbol, relative_u, tuple(lines))
 
