@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,7 @@ from app.instruments.service import Upload
 from app.people.models import User
 from app.reference_materials import errors, service, views
 from app.reference_materials.models import (
+    CertifiedValue,
     ItemKind,
     MaterialLot,
     ReagentLot,
@@ -753,36 +755,71 @@ def dispose_item(request: Request, session: DbSession, barcode: Barcode, reason:
 # ---------------------------------------------------------------- labels
 
 
-def label_of(session: Session, item: service.Item) -> Label:
-    """Title: the material's (or reagent's) name; then certificate and lot, the certified
-    values, and the expiry in force (a label is reprinted after opening)."""
+class NoUnitsToLabel(DomainError):
+    code = "no_units_to_label"
+    message_zh = "该批次没有在库的单元，无需打印标签。"
+    message_en = "The lot has no units in stock to label."
+
+
+def unit_labels(session: Session, lot: MaterialLot, units: list[StockUnit]) -> list[Label]:
+    """Title: the material's name; then certificate and lot, the certified values, and the
+    expiry in force (a label is reprinted after opening)."""
     tz = lab_calendar(session).tz
-    until = gettext("Valid until %(date)s") % {"date": views.expiry_text(item.expires_at, tz)}
-    if isinstance(item, StockUnit):
-        detail = views.item_page(session, item, size=1)
-        material, lot = detail.material, detail.lot
-        values = "; ".join(f"{v.analyte} {views.number(v.value)}±{views.number(v.expanded_uncertainty)} {v.unit}"
-                           for v in detail.certified)
-        lines = (f"{material.certificate_no} · {gettext('Lot')} {lot.lot_no}", values, until)
-        return Label(item.barcode, i18n.pick(material.name_zh, material.name_en), lines)
-    assert isinstance(item, ReagentLot)
-    lines = (f"{item.grade} · {item.supplier}", f"{gettext('Lot')} {item.lot_no}", until)
-    return Label(item.barcode, item.name, lines)
+    material = session.get(ReferenceMaterial, lot.material_id)
+    certified, _ = views.split_values(session.scalars(select(CertifiedValue).where(CertifiedValue.lot_id == lot.id)))
+    values = "; ".join(f"{v.analyte} {views.number(v.value)}±{views.number(v.expanded_uncertainty)} {v.unit}"
+                       for v in certified)
+    first = f"{material.certificate_no} · {gettext('Lot')} {lot.lot_no}"
+    title = i18n.pick(material.name_zh, material.name_en)
+    return [Label(unit.barcode, title, (first, values, _valid_until(unit, tz))) for unit in units]
+
+
+def reagent_label(session: Session, reagent: ReagentLot) -> Label:
+    lines = (f"{reagent.grade} · {reagent.supplier}", f"{gettext('Lot')} {reagent.lot_no}",
+             _valid_until(reagent, lab_calendar(session).tz))
+    return Label(reagent.barcode, reagent.name, lines)
+
+
+def _valid_until(item: service.Item, tz: Any) -> str:
+    return gettext("Valid until %(date)s") % {"date": views.expiry_text(item.expires_at, tz)}
+
+
+LabelFormat = Annotated[str, Query(pattern="^(thermal|a4)$")]
+StartAt = Annotated[int, Query(ge=1, le=A4_SHEET.per_page)]
+
+
+def label_pdf(labels: list[Label], format: str, start_at: int, name: str) -> Response:
+    """Labels on 50 x 30 mm thermal stock, or on an A4 sheet from position `start_at` (1-24)."""
+    fmt = A4_SHEET if format == "a4" else THERMAL_50x30
+    pdf = render_labels(labels, fmt, start_at=start_at - 1 if format == "a4" else 0)
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{name}.pdf"', "Cache-Control": "private, no-store"})
 
 
 @router.get(f"{BASE}/items/{{barcode}}/label.pdf", include_in_schema=False)
-def item_label(request: Request, session: DbSession, barcode: Barcode,
-               format: Annotated[str, Query(pattern="^(thermal|a4)$")] = "thermal",
-               start_at: Annotated[int, Query(ge=1, le=A4_SHEET.per_page)] = 1,
-               user: User = require(Permission.MATERIALS_READ)):
-    """One label: 50 x 30 mm for a thermal printer, or one position (1-24) of an A4 sheet."""
+def item_label(request: Request, session: DbSession, barcode: Barcode, format: LabelFormat = "thermal",
+               start_at: StartAt = 1, user: User = require(Permission.MATERIALS_READ)):
+    """The label of one unit or reagent."""
     item = find_item(session, barcode)
-    if service.item_kind_of(item) == ItemKind.SOLUTION:
+    if isinstance(item, StockUnit):
+        label = unit_labels(session, get_lot(session, item.lot_id), [item])[0]
+    elif isinstance(item, ReagentLot):
+        label = reagent_label(session, item)
+    else:
         return see_other(request, solution_url(item.barcode))
-    fmt = A4_SHEET if format == "a4" else THERMAL_50x30
-    pdf = render_labels([label_of(session, item)], fmt, start_at=start_at - 1 if format == "a4" else 0)
-    return Response(pdf, media_type="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="label-{item.barcode}.pdf"', "Cache-Control": "private, no-store"})
+    return label_pdf([label], format, start_at, f"label-{item.barcode}")
+
+
+@router.get(f"{BASE}/lots/{{lot_id}}/labels.pdf", include_in_schema=False)
+def lot_labels(request: Request, session: DbSession, lot_id: RowId, format: LabelFormat = "a4",
+               start_at: StartAt = 1, user: User = require(Permission.MATERIALS_READ)):
+    """The labels of every unit of the lot still in stock, in barcode order (after receipt)."""
+    lot = get_lot(session, lot_id)
+    units = list(session.scalars(select(StockUnit).where(
+        StockUnit.lot_id == lot.id, StockUnit.state.in_(views.UNIT_STOCKED)).order_by(StockUnit.barcode)))
+    if not units:
+        raise NoUnitsToLabel()
+    return label_pdf(unit_labels(session, lot, units), format, start_at, f"labels-lot-{lot.id}")
 
 
 # ---------------------------------------------------------------- shell contributions

@@ -329,6 +329,10 @@ class ItemPage:
     def live(self) -> bool:
         return self.item.state in STOCKED_STATES[self.kind]
 
+    @property
+    def lot_expired(self) -> bool:
+        return self.lot is not None and self.lot.expires_at <= utcnow()
+
 
 def item_page(session: Session, item: Item, *, page: int = 1, size: int = 50,
               now: datetime | None = None) -> ItemPage:

@@ -544,3 +544,18 @@ def test_a_unit_label_is_a_pdf_whose_barcode_scans(client, db, stocked, tmp_path
     assert "重铬酸钾" in pdf_text(sheet.content, tmp_path)
     assert client.get(f"/reference-materials/items/{unit.barcode}/label.pdf",
                       params={"format": "a4", "start_at": "25"}).status_code == 422
+
+
+def test_the_labels_of_a_lot_are_one_sheet_of_its_units_in_stock(client, db, technical, store, tmp_path):
+    lot = make_lot(db, technical, store, make_material(db, technical))
+    login(client, "custodian")
+    empty = client.get(f"/reference-materials/lots/{lot.id}/labels.pdf")
+    assert empty.status_code == 409 and error_code(empty) == "no_units_to_label"
+    units = receive(db, technical, lot, count=3)
+    with db.transaction() as session:
+        service.dispose_item(session, technical, session.merge(units[2]), reason="破损", at=utcnow())
+    sheet = client.get(f"/reference-materials/lots/{lot.id}/labels.pdf", params={"start_at": "23"})
+    assert sheet.status_code == 200 and sheet.headers["content-type"] == "application/pdf"
+    assert decoded_codes(sheet.content, tmp_path) == {units[0].barcode, units[1].barcode}
+    thermal = client.get(f"/reference-materials/lots/{lot.id}/labels.pdf", params={"format": "thermal"})
+    assert decoded_codes(thermal.content, tmp_path) == {units[0].barcode, units[1].barcode}
