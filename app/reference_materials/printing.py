@@ -212,9 +212,9 @@ def certified_rows(values: Sequence[CertifiedValue]) -> tuple[tuple[CertifiedRow
     return tuple(certified), tuple(v for v in values if not v.certified)
 
 
-def trace_view(session: Session, solution: StandardSolution) -> TraceView:
+def trace_view(session: Session, solution: StandardSolution, *, more_people: Iterable[int] = ()) -> TraceView:
     """The backward chain of `solution` with its budgets, in a fixed number of queries however
-    long the chain is."""
+    long the chain is. `more_people`: other user ids the caller shows, loaded in the same query."""
     trace = backward_trace(session, solution)
     steps = tuple(
         StepView(n, step.solution, step.parent_barcode, step.solution.parent_unit_id is not None, step.devices,
@@ -222,7 +222,7 @@ def trace_view(session: Session, solution: StandardSolution) -> TraceView:
         for n, step in enumerate(trace.steps, start=1)
     )
     people = people_by_id(session, [s.solution.prepared_by_id for s in steps]
-                          + [trace.unit.received_by_id, trace.unit.opened_by_id])
+                          + [trace.unit.received_by_id, trace.unit.opened_by_id, *more_people])
     certified, reference = certified_rows(trace.certified_values)
     change = latest_lot_change(session, trace.lot) if trace.lot.status != "active" else None
     return TraceView(trace, certified, reference, steps, people, change)

@@ -404,10 +404,6 @@ ERROR_FIELDS = {
     "too_many_rows": "devices", "analyte_not_in_parent": "analytes", "invalid_moment": "prepared_at",
     "date_in_future": "prepared_at", "unknown_unit": "", "incompatible_units": "output_unit",
 }
-REASONS = {
-    "expired": "expired", "used_up": "used up", "disposed": "disposed of", "not_opened": "not opened",
-    "not_received": "not yet received or prepared", "quarantined": "lot quarantined", "withdrawn": "lot withdrawn",
-}
 
 
 def _form_page(request: Request, session: Session, form: SolutionForm, *, error: DomainError | None = None,
@@ -426,7 +422,7 @@ def _form_page(request: Request, session: Session, form: SolutionForm, *, error:
         "form": form.padded(), "parent": parent, "parent_error": parent_error, "preview": preview,
         "aliquot_units": ALIQUOT_UNITS, "final_volume_units": FINAL_VOLUME_UNITS, "output_units": OUTPUT_UNITS,
         "density_units": DENSITY_UNITS, "device_units": DEVICE_UNITS, "glass_classes": GLASS_CLASSES,
-        "reasons": REASONS, "now_local": local_input(utcnow(), calendar), **display_context(session),
+        "now_local": local_input(utcnow(), calendar), **display_context(session),
     }
     status = 200
     if error is not None:
@@ -531,24 +527,22 @@ def solution_traceability(request: Request, session: DbSession, barcode: str,
 def solution_page(request: Request, session: DbSession, barcode: str,
                   user: User = require(Permission.MATERIALS_READ)):
     solution = find_solution(session, barcode)
-    view = printing.trace_view(session, solution)
-    components = components_of(session, [solution.id])[solution.id]
     uses = session.scalars(
         select(MaterialUse).where(MaterialUse.item_kind == "solution", MaterialUse.item_id == solution.id)
         .order_by(MaterialUse.used_at.desc(), MaterialUse.id.desc()).limit(50)
     ).all()
+    view = printing.trace_view(session, solution, more_people=[u.recorded_by_id for u in uses])
+    components = components_of(session, [solution.id])[solution.id]
     children = session.scalars(
         select(StandardSolution).where(StandardSolution.parent_solution_id == solution.id)
         .order_by(StandardSolution.prepared_at, StandardSolution.id).limit(50)
     ).all()
-    users = printing.people_by_id(session, [u.recorded_by_id for u in uses])
-    users.update(view.people)
     calendar = lab_calendar(session)
     may_use = Permission.MATERIALS_USE in getattr(request.state, "permissions", frozenset())
     return render(request, "reference_materials/solution_detail.html", {
         "solution": solution, "view": view, "concentrations": printing.concentrations(components),
         "usability": check_material(session, solution, utcnow()), "uses": uses, "children": children,
-        "people": users, "reasons": REASONS, "item_href": item_href, "now_local": local_input(utcnow(), calendar),
+        "people": view.people, "item_href": item_href, "now_local": local_input(utcnow(), calendar),
         "can_use": may_use and solution.state == SolutionState.IN_USE.value,
         "can_discard": may_use and solution.state in (SolutionState.IN_USE.value, SolutionState.USED_UP.value),
         **display_context(session),
