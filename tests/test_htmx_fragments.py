@@ -7,7 +7,8 @@ import pytest
 from tests.conftest import login
 
 LIST_PAGES = ["/people/users?q=a", "/instruments?q=a", "/instruments/impact?status=open",
-              "/instruments/confirmations", "/oversight/audit"]
+              "/instruments/confirmations", "/oversight/audit", "/reference-materials?q=a",
+              "/reference-materials/units?q=a", "/reference-materials/reagents", "/reference-materials/solutions"]
 
 
 @pytest.mark.parametrize("path", LIST_PAGES)

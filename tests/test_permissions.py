@@ -158,7 +158,22 @@ def make_objects(db, users, data_path: Path | None = None) -> dict[str, Any]:
                                         check_permission=False)
         people = {"user_id": target.id, "grant_id": proposed.id, "active_grant_id": active.id,
                   "token_id": token.id, "seq": 1}
-    return {**people, **make_instrument_objects(db, users["technical_manager"], data_path)}
+    return {**people, **make_instrument_objects(db, users["technical_manager"], data_path),
+            **make_material_objects(db, users["technical_manager"], data_path)}
+
+
+def make_material_objects(db, technical, data_path: Path | None) -> dict[str, Any]:
+    """A material with a lot, an opened unit and a solution prepared from it (a solution's
+    barcode serves the item pages too: they redirect it to the solution's page)."""
+    from app.core.files import file_store
+    from tests.reference_materials.conftest import make_lot, make_material, open_unit, prepare, receive
+
+    store = file_store(data_path if data_path is not None else Path(tempfile.mkdtemp()))
+    material = make_material(db, technical)
+    lot = make_lot(db, technical, store, material)
+    unit = open_unit(db, technical, receive(db, technical, lot)[0])
+    solution = prepare(db, technical, unit.barcode)
+    return {"material_id": material.id, "lot_id": lot.id, "barcode": solution.barcode}
 
 
 def make_instrument_objects(db, technical, data_path: Path | None) -> dict[str, Any]:
