@@ -239,18 +239,21 @@ def restore(src: Path) -> None:
 
 @app.command("reminders")
 def reminders_command(
-    mail: bool = typer.Option(False, "--mail", help="Also mail the list to LIMS_REMINDER_TO through LIMS_SMTP_HOST."),
+    mail: bool = typer.Option(False, "--mail", help="Also mail the lists to LIMS_REMINDER_TO through LIMS_SMTP_HOST."),
 ) -> None:
-    """Print the instruments overdue or due soon, soonest due first (dates in lab time).
+    """Print the instruments overdue or due soon, soonest due first, then the reference materials,
+    standard solutions and reagents expiring within 30 days, expired but still in stock, and the
+    materials low in stock (dates in lab time).
 
-    Printing never sends mail: add --mail to send the same list (an empty list is not mailed).
-    When LIMS_SMTP_HOST and LIMS_REMINDER_TO are set, `lims serve` also mails it by itself once a
-    lab day after 08:00; either way a sent mail is recorded in the audit trail, so the daily mail
-    skips a day on which one already went out. Exit 0; 1 when the mail could not be sent; 2 with
-    --mail when mail is not configured.
+    Printing never sends mail: add --mail to send the same lists in one mail (nothing to remind
+    of is not mailed). When LIMS_SMTP_HOST and LIMS_REMINDER_TO are set, `lims serve` also mails
+    them by itself once a lab day after 08:00; either way a sent mail is recorded in the audit
+    trail, so the daily mail skips a day on which one already went out. Exit 0; 1 when the mail
+    could not be sent; 2 with --mail when mail is not configured.
     """
     from app.core.mail import MailNotConfigured, MailNotSent
-    from app.instruments.reminders import STATUS_TEXT, reminder_lines, send_reminders
+    from app.instruments.reminders import STATUS_TEXT, reminder_lines
+    from app.reference_materials import reminders as material_reminders
 
     settings = _settings()
     if mail and not settings.mail_configured:
@@ -258,30 +261,41 @@ def reminders_command(
     db = _database(settings)
     with db.reading() as session:
         lines = reminder_lines(session)
+        materials = material_reminders.material_reminder_lines(session)
     today = db.calendar.today()
     if not lines:
         console.print(f"No instruments are overdue or due soon ({today}, {db.calendar.tz}).")
         console.print("没有超期或即将到期的仪器。")
-        return
-    table = Table(title=f"Instruments overdue or due soon / 超期或即将到期的仪器 ({today}, {db.calendar.tz})")
-    for column, wrap in (("asset no. 资产编号", False), ("name 名称", True), ("status 状态", False),
-                         ("valid until 有效期至", False), ("days 天数", False), ("responsible 责任人", True)):
-        table.add_column(column, no_wrap=not wrap, overflow="fold")
-    for line in lines:
-        zh, en = STATUS_TEXT[line.status]
-        style = "red" if line.days_left is None or line.days_left < 0 else "yellow"
-        table.add_row(escape(line.asset_no), escape(line.name), f"[{style}]{en} {zh}[/{style}]",
-                      str(line.valid_until) if line.valid_until else "never 从未",
-                      str(line.days_left) if line.days_left is not None else "—", escape(line.responsible))
-    console.print(table)
-    if not mail:
+    else:
+        table = Table(title=f"Instruments overdue or due soon / 超期或即将到期的仪器 ({today}, {db.calendar.tz})")
+        for column, wrap in (("asset no. 资产编号", False), ("name 名称", True), ("status 状态", False),
+                             ("valid until 有效期至", False), ("days 天数", False), ("responsible 责任人", True)):
+            table.add_column(column, no_wrap=not wrap, overflow="fold")
+        for line in lines:
+            zh, en = STATUS_TEXT[line.status]
+            style = "red" if line.days_left is None or line.days_left < 0 else "yellow"
+            table.add_row(escape(line.asset_no), escape(line.name), f"[{style}]{en} {zh}[/{style}]",
+                          str(line.valid_until) if line.valid_until else "never 从未",
+                          str(line.days_left) if line.days_left is not None else "—", escape(line.responsible))
+        console.print(table)
+    if materials.empty:
+        console.print("No reference materials, standard solutions or reagents are expiring within "
+                      f"{material_reminders.EXPIRING_DAYS} days, expired in stock or low in stock.")
+        console.print("没有即将到期、已过期仍在库或库存不足的标准物质、标准溶液与试剂。")
+    for material_table in material_reminders.tables(materials, today, str(db.calendar.tz)):
+        console.print(material_table)
+    if not mail or (not lines and materials.empty):
         return
     try:
-        send_reminders(db, settings, lines)
+        material_reminders.send_reminders(db, settings, lines, materials)
     except (MailNotSent, MailNotConfigured) as exc:
         _fail(f"{exc.message('en')} / {exc.message('zh_CN')}", 2 if isinstance(exc, MailNotConfigured) else 1)
-    console.print(f"mailed {len(lines)} instrument(s) to {escape(', '.join(settings.reminder_recipients))}",
-                  soft_wrap=True)
+    recipients = escape(", ".join(settings.reminder_recipients))
+    if materials.empty:
+        console.print(f"mailed {len(lines)} instrument(s) to {recipients}", soft_wrap=True)
+    else:
+        console.print(f"mailed {len(lines)} instrument(s) and {materials.count} reference material reminder(s) "
+                      f"to {recipients}", soft_wrap=True)
 
 
 # ---------------------------------------------------------------- demo and server

@@ -30,9 +30,10 @@ def checkpoint_if_due(db: Database, settings: Settings) -> audit.AuditCheckpoint
 
 
 def instrument_reminders_if_due(db: Database, settings: Settings) -> int | None:
-    """The daily reminder mail of instruments overdue or due soon, when SMTP is configured
-    (due unless an `instrument.reminders_sent` event was recorded today, lab time)."""
-    from app.instruments.reminders import reminders_if_due
+    """The daily reminder mail, when SMTP is configured: instruments overdue or due soon, and
+    reference materials expiring, expired in stock or low in stock, in one mail (due unless an
+    `instrument.reminders_sent` or `material.reminders_sent` event was recorded today, lab time)."""
+    from app.reference_materials.reminders import reminders_if_due
 
     return reminders_if_due(db, settings)
 
