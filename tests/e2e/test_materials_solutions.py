@@ -253,4 +253,19 @@ def test_two_step_dilution_label_and_an_expired_unit(new_page, screenshots, serv
     assert [e for e in log.take() if "409" not in e] == []  # the browser reports the refused post's 409, rightly
     walk.look("refused-expired")
 
+    # ---- the certificate is withdrawn: the forward page says so before anything else
+    db, _ = server_db
+    with db.transaction() as session:
+        lot = service.get_lot(session, stock["lot_id"])
+        service.change_lot_status(session, _user(session, "quality"), lot, "withdrawn",
+                                  reason="生产方撤销证书：定值有误 (certificate withdrawn by the producer)")
+    page.goto(f"/reference-materials/lots/{stock['lot_id']}/forward")
+    banner = page.locator(".alert[data-lot-status=withdrawn]")
+    assert "these uses are affected" in banner.inner_text()
+    assert banner.bounding_box()["y"] < page.locator("table.forward").bounding_box()["y"]
+    walk.look("forward-withdrawn")
+    page.goto(f"/reference-materials/solutions/{second}")
+    assert page.locator(".alert[data-lot-status=withdrawn]").count() == 1
+    assert page.locator("[data-usable=no][data-reason=withdrawn]").count() >= 1
+
     assert not walk.problems, "\n".join(walk.problems)
