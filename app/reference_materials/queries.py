@@ -341,9 +341,9 @@ def _expired_where(now: datetime):
     return where
 
 
-def _listed(session: Session, where: Any, limit: int) -> list[ItemRow]:
+def _listed(session: Session, where: Any, limit: int, offset: int = 0) -> list[ItemRow]:
     items = _items_union(where)
-    return _rows(session, select(items).order_by(items.c.expires_at, items.c.barcode).limit(limit))
+    return _rows(session, select(items).order_by(items.c.expires_at, items.c.barcode).limit(limit).offset(offset))
 
 
 def _counted(session: Session, where: Any) -> int:
@@ -351,19 +351,20 @@ def _counted(session: Session, where: Any) -> int:
 
 
 def expiring_within(session: Session, days: int = 30, *, now: datetime | None = None,
-                    limit: int = DASHBOARD_LIMIT) -> list[ItemRow]:
+                    limit: int = DASHBOARD_LIMIT, offset: int = 0) -> list[ItemRow]:
     """Stocked items (sealed or in use) whose expiry falls within `days`, soonest first: one query."""
-    return _listed(session, _expiring_where(now or utcnow(), days), limit)
+    return _listed(session, _expiring_where(now or utcnow(), days), limit, offset)
 
 
 def count_expiring_within(session: Session, days: int = 30, *, now: datetime | None = None) -> int:
     return _counted(session, _expiring_where(now or utcnow(), days))
 
 
-def expired_in_stock(session: Session, *, now: datetime | None = None, limit: int = DASHBOARD_LIMIT) -> list[ItemRow]:
+def expired_in_stock(session: Session, *, now: datetime | None = None, limit: int = DASHBOARD_LIMIT,
+                     offset: int = 0) -> list[ItemRow]:
     """Items past their expiry that are still on the shelf (not used up, disposed or discarded):
     to be disposed of. Longest expired first; one query."""
-    return _listed(session, _expired_where(now or utcnow()), limit)
+    return _listed(session, _expired_where(now or utcnow()), limit, offset)
 
 
 def count_expired_in_stock(session: Session, *, now: datetime | None = None) -> int:

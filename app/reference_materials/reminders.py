@@ -44,9 +44,9 @@ KIND_TEXT = {
 }
 
 # Where the dashboard cards lead (the pages and their filters live in routes.py).
-EXPIRING_HREF = f"/reference-materials/units?expiring={EXPIRING_DAYS}"
-EXPIRED_HREF = "/reference-materials/units?expired=1"
-LOW_STOCK_HREF = "/reference-materials?low=1"
+EXPIRING_HREF = "/reference-materials/due?list=expiring"
+EXPIRED_HREF = "/reference-materials/due?list=expired"
+LOW_STOCK_HREF = "/reference-materials?stock=low"
 
 
 @dataclass(frozen=True)

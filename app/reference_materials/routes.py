@@ -273,6 +273,33 @@ def reagent_list(request: Request, session: DbSession, q: Search = "",
     }, block="results")
 
 
+DUE_LISTS = {"expiring": N_("Expiring within %(days)d days"), "expired": N_("Expired, still in stock")}
+
+
+@router.get(f"{BASE}/due", include_in_schema=False)
+def due_list(request: Request, session: DbSession,
+             which: Annotated[str, Query(alias="list", pattern="^(expiring|expired)$")] = "expiring",
+             page: PageNo = 1, user: User = require(Permission.MATERIALS_READ)):
+    """What the dashboard cards count: units, solutions and reagents on the shelf that expire
+    within the window, or have expired and wait to be disposed of, soonest expiry first."""
+    from app.core.web import Page
+    from app.reference_materials import queries
+
+    size = request.app.state.settings.page_size
+    days = lab_calendar(session).due_soon.days
+    offset = (page - 1) * size
+    if which == "expiring":
+        rows = queries.expiring_within(session, days, limit=size, offset=offset)
+        total = queries.count_expiring_within(session, days)
+    else:
+        rows = queries.expired_in_stock(session, limit=size, offset=offset)
+        total = queries.count_expired_in_stock(session)
+    return page_of(request, session, "reference_materials/due.html", {
+        "page": Page(rows, page, size, total), "list": which, "title": str(DUE_LISTS[which]) % {"days": days},
+        "pager_base": _pager_base(f"{BASE}/due", {"list": which}), "tab": "due", "window_days": days,
+    }, block="results")
+
+
 # ---------------------------------------------------------------- a material: register, view, edit
 
 

@@ -559,3 +559,30 @@ def test_the_labels_of_a_lot_are_one_sheet_of_its_units_in_stock(client, db, tec
     assert decoded_codes(sheet.content, tmp_path) == {units[0].barcode, units[1].barcode}
     thermal = client.get(f"/reference-materials/lots/{lot.id}/labels.pdf", params={"format": "thermal"})
     assert decoded_codes(thermal.content, tmp_path) == {units[0].barcode, units[1].barcode}
+
+
+def test_the_dashboard_cards_lead_to_lists_that_agree_with_their_counts(client, db, users, store):
+    """Expiring and expired-in-stock cards count units, solutions and reagents together; their
+    page lists the same items."""
+    from app.core.registry import worklists_for
+    from app.core.permissions import ROLE_PERMISSIONS
+    from app.core.roles import Role
+    from tests.conftest import login
+    from tests.reference_materials.conftest import ago, make_lot, make_material, open_unit, prepare, receive
+
+    technical = users["technical_manager"]
+    material = make_material(db, technical, opened_shelf_life_days=40)
+    lot = make_lot(db, technical, store, material)
+    unit = open_unit(db, technical, receive(db, technical, lot)[0], ago(days=30))  # expires in 10 days
+    solution = prepare(db, technical, unit.barcode, prepared_at=ago(days=29),
+                       shelf_life_days=20)  # expired 9 days ago
+    login(client, "technical-manager")
+    cards = {w.key: w for w in worklists_for(ROLE_PERMISSIONS[Role.TECHNICAL_MANAGER])}
+    hrefs = {w.href for w in cards.values()}
+    assert "/reference-materials/due?list=expiring" in hrefs and "/reference-materials/due?list=expired" in hrefs
+    expiring = client.get("/reference-materials/due?list=expiring")
+    expired = client.get("/reference-materials/due?list=expired")
+    assert expiring.status_code == expired.status_code == 200
+    assert unit.barcode in expiring.text and solution.barcode not in expiring.text
+    assert solution.barcode in expired.text and unit.barcode not in expired.text
+    assert client.get("/reference-materials/due?list=other").status_code == 422

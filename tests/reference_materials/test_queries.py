@@ -273,9 +273,9 @@ def test_the_custodian_sees_the_three_cards_with_their_counts(client, db, users,
 
     login(client, "custodian")
     mine = {href: n for href, n in cards(client.get("/dashboard")).items() if href.startswith("/reference-materials")}
-    assert mine == {"/reference-materials/units?expiring=30": len(shelf.expiring),
-                    "/reference-materials/units?expired=1": len(shelf.expired),
-                    "/reference-materials?low=1": len(shelf.low_stock)}
+    assert mine == {"/reference-materials/due?list=expiring": len(shelf.expiring),
+                    "/reference-materials/due?list=expired": len(shelf.expired),
+                    "/reference-materials?stock=low": len(shelf.low_stock)}
     for role in ("analyst", "inspector"):
         login(client, role)
         assert not any(href.startswith("/reference-materials") for href in cards(client.get("/dashboard")))
