@@ -10,7 +10,7 @@ end of the chain at that moment (one query).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,6 +50,50 @@ def lot_status_at(session: Session, lot_id: int, at: datetime) -> LotStatusChang
     ).first()
 
 
+@dataclass(frozen=True)
+class StockFacts:
+    """What the rule needs of a unit, solution or reagent (from its row or a list's row)."""
+
+    since: datetime  # received or prepared
+    expires_at: datetime  # in force once opened (a solution's own)
+    sealed_expires_at: datetime | None  # before opening (units and reagents); None for solutions
+    opened_at: datetime | None
+    used_up_at: datetime | None
+    disposed_at: datetime | None
+    must_be_opened: bool  # a CRM unit is used only once opened
+
+
+def refusal_at(facts: StockFacts, change: LotStatusChange | None,
+               at: datetime) -> tuple[type[errors.MaterialNotUsable] | None, datetime]:
+    """The rule, in its order: lot withdrawn or quarantined, not yet there, disposed, used up,
+    expired (first: opening, the remedy for "not opened", is refused after the expiry), not
+    opened. Returns the refusal's class (None: usable) and the expiry in force at `at`."""
+    sealed_then = facts.sealed_expires_at is not None and (facts.opened_at is None or at < facts.opened_at)
+    expires = facts.sealed_expires_at if sealed_then else facts.expires_at
+    if change is not None and change.status == LotStatus.WITHDRAWN.value:
+        return errors.LotWithdrawnAtUse, expires
+    if change is not None and change.status == LotStatus.QUARANTINED.value:
+        return errors.LotQuarantined, expires
+    if at < facts.since:
+        return errors.MaterialNotYetAvailable, expires
+    if facts.disposed_at is not None and facts.disposed_at <= at:
+        return errors.MaterialDisposed, expires
+    if facts.used_up_at is not None and facts.used_up_at <= at:
+        return errors.MaterialUsedUp, expires
+    if at >= expires:
+        return errors.MaterialExpired, expires
+    if sealed_then and facts.must_be_opened:
+        return errors.MaterialNotOpened, expires
+    return None, expires
+
+
+def stock_facts(session: Session, item: StockUnit | StandardSolution | ReagentLot) -> StockFacts:
+    if isinstance(item, StandardSolution):
+        return StockFacts(item.prepared_at, item.expires_at, None, None, item.used_up_at, item.disposed_at, False)
+    return StockFacts(item.received_at, item.expires_at, sealed_expiry_of(session, item), item.opened_at,
+                      item.used_up_at, item.disposed_at, isinstance(item, StockUnit))
+
+
 def check_material(session: Session, item: object, at: datetime) -> Usability:
     """Usability of a lot, unit, solution or reagent at `at`, with the refusal when unusable."""
     calendar = lab_calendar(session)
@@ -57,43 +101,27 @@ def check_material(session: Session, item: object, at: datetime) -> Usability:
     def local(moment: datetime) -> str:
         return moment.astimezone(calendar.tz).strftime("%Y-%m-%d %H:%M")
 
-    label = getattr(item, "barcode", None) or f"{getattr(item, 'lot_no', '')}"
-    params = {"barcode": label, "at": local(at)}
-
-    def refuse(error_class: type[errors.MaterialNotUsable], expiry: datetime | None, **extra: str) -> Usability:
-        refusal = error_class(**params, **extra)
-        return Usability(False, refusal.reason, expiry, refusal)
-
     lot_id = _lot_of(item)
-    if lot_id is not None:
-        change = lot_status_at(session, lot_id, at)
-        if change is not None and change.status == LotStatus.WITHDRAWN.value:
-            return refuse(errors.LotWithdrawnAtUse, None, cause=change.reason)
-        if change is not None and change.status == LotStatus.QUARANTINED.value:
-            return refuse(errors.LotQuarantined, None, cause=change.reason)
-
+    change = lot_status_at(session, lot_id, at) if lot_id is not None else None
     if isinstance(item, MaterialLot):
-        expires = item.expires_at
-        if at >= expires:
-            return refuse(errors.MaterialExpired, expires, expires=local(expires))
+        # a lot is judged by its status and its expiry only
+        facts = StockFacts(datetime.min.replace(tzinfo=UTC), item.expires_at, None, None, None, None, False)
+        label = item.lot_no
+    else:
+        facts = stock_facts(session, item)
+        label = item.barcode
+    refusal_class, expires = refusal_at(facts, change, at)
+    if refusal_class is None:
         return Usability(True, None, expires)
-
-    since = item.prepared_at if isinstance(item, StandardSolution) else item.received_at
-    if at < since:
-        return refuse(errors.MaterialNotYetAvailable, None, since=local(since))
-    if item.disposed_at is not None and item.disposed_at <= at:
-        return refuse(errors.MaterialDisposed, None)
-    if item.used_up_at is not None and item.used_up_at <= at:
-        return refuse(errors.MaterialUsedUp, None)
-    opened = getattr(item, "opened_at", None)
-    sealed_then = isinstance(item, (StockUnit, ReagentLot)) and (opened is None or at < opened)
-    expires = sealed_expiry_of(session, item) if sealed_then else item.expires_at
-    # expired first: opening, the remedy for "not opened", is refused after the expiry
-    if at >= expires:
-        return refuse(errors.MaterialExpired, expires, expires=local(expires))
-    if sealed_then and isinstance(item, StockUnit):
-        return refuse(errors.MaterialNotOpened, None)
-    return Usability(True, None, expires)
+    extra = {
+        errors.LotWithdrawnAtUse: lambda: {"cause": change.reason},
+        errors.LotQuarantined: lambda: {"cause": change.reason},
+        errors.MaterialNotYetAvailable: lambda: {"since": local(facts.since)},
+        errors.MaterialExpired: lambda: {"expires": local(expires)},
+    }.get(refusal_class, dict)()
+    refusal = refusal_class(barcode=label, at=local(at), **extra)
+    shown_expiry = expires if refusal_class is errors.MaterialExpired else None
+    return Usability(False, refusal.reason, shown_expiry, refusal)
 
 
 def sealed_expiry_of(session: Session, item: StockUnit | ReagentLot) -> datetime:

@@ -21,9 +21,8 @@ from sqlalchemy.sql import ColumnElement, Select
 from app.core.db import UTCDateTime, utcnow
 from app.core.units import PRECISION
 from app.core.web import Page
-from app.reference_materials import errors
 from app.reference_materials.dilution import expanded_for_display
-from app.reference_materials.gate import Usability, check_material, lot_expiry_instant
+from app.reference_materials.gate import StockFacts, Usability, check_material, lot_expiry_instant, refusal_at
 from app.reference_materials.models import (
     STOCKED_STATES,
     CertifiedValue,
@@ -188,29 +187,16 @@ def lot_changes_at(session: Session, lot_ids: set[int], at: datetime) -> dict[in
 
 def usability_reason(session: Session, row: ItemRow, change: LotStatusChange | None, at: datetime) -> str | None:
     """The gate's reason code for a listed item at `at` (None: usable), from the row and its lot's
-    status change in force: the same order of checks as `gate.check_material`, without a query
-    per item (tests compare the two on every kind of refusal)."""
-    if change is not None and change.status == LotStatus.WITHDRAWN.value:
-        return errors.LotWithdrawnAtUse.reason
-    if change is not None and change.status == LotStatus.QUARANTINED.value:
-        return errors.LotQuarantined.reason
-    if at < row.since:
-        return errors.MaterialNotYetAvailable.reason
-    if row.disposed_at is not None and row.disposed_at <= at:
-        return errors.MaterialDisposed.reason
-    if row.used_up_at is not None and row.used_up_at <= at:
-        return errors.MaterialUsedUp.reason
-    sealed_then = row.kind in (ItemKind.UNIT, ItemKind.REAGENT) and (row.opened_at is None or at < row.opened_at)
-    expires = row.expires_at
-    if sealed_then and row.kind is ItemKind.UNIT:  # sealed: the lot's expiry, or the reagent label's
-        expires = row.lot_expires_at
-    elif sealed_then:
-        expires = lot_expiry_instant(session, row.sealed_expires_on)
-    if at >= expires:  # expired first, as the gate: opening is refused after the expiry
-        return errors.MaterialExpired.reason
-    if sealed_then and row.kind is ItemKind.UNIT:
-        return errors.MaterialNotOpened.reason
-    return None
+    status change in force: the gate's own rule (`gate.refusal_at`), without a query per item."""
+    sealed_expires_at = None
+    if row.kind is ItemKind.UNIT:
+        sealed_expires_at = row.lot_expires_at
+    elif row.kind is ItemKind.REAGENT:
+        sealed_expires_at = lot_expiry_instant(session, row.sealed_expires_on)
+    facts = StockFacts(row.since, row.expires_at, sealed_expires_at, row.opened_at, row.used_up_at, row.disposed_at,
+                       row.kind is ItemKind.UNIT)
+    refusal_class, _ = refusal_at(facts, change, at)
+    return None if refusal_class is None else refusal_class.reason
 
 
 # ---------------------------------------------------------------- one item
