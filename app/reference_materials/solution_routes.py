@@ -30,11 +30,10 @@ from app.core.permissions import Permission
 from app.core.web import Page, paginate, query_string, render, see_other
 from app.people.models import User
 from app.reference_materials import errors, printing, service, solutions
-from app.reference_materials.gate import Usability, check_material
+from app.reference_materials.gate import Usability, check_material, refusal_at, stock_facts
 from app.reference_materials.models import (
     CertifiedValue,
     LotStatus,
-    LotStatusChange,
     MaterialLot,
     MaterialUse,
     ReferenceMaterial,
@@ -43,6 +42,7 @@ from app.reference_materials.models import (
     StandardSolution,
     StockUnit,
 )
+from app.reference_materials.queries import lot_changes_at
 from app.reference_materials.traceability import count_forward, forward_traceability
 
 router = APIRouter()
@@ -142,33 +142,13 @@ def local_input(moment: datetime, calendar: LabCalendar) -> str:
 
 
 def usable_now(session: Session, rows: list[StandardSolution], now: datetime) -> dict[int, Usability]:
-    """The gate's answer for a page of solutions at `now` in one query (check_material asks for
-    each item's lot status on its own). It follows `gate.check_material` for a solution: the lot's
-    status in force, then disposed, used up and expiry; a test holds the two together."""
-    lot_ids = {s.root_lot_id for s in rows}
-    in_force: dict[int, LotStatusChange] = {}
-    if lot_ids:
-        changes = session.scalars(
-            select(LotStatusChange).where(LotStatusChange.lot_id.in_(lot_ids), LotStatusChange.effective_at <= now)
-            .order_by(LotStatusChange.lot_id, LotStatusChange.effective_at.desc(), LotStatusChange.id.desc())
-        )
-        for change in changes:
-            in_force.setdefault(change.lot_id, change)
+    """The gate's answer for a page of solutions at `now`: the lots' status in force in one query,
+    then the gate's own rule (`gate.refusal_at`) for each row."""
+    in_force = lot_changes_at(session, {s.root_lot_id for s in rows}, now)
     answers = {}
     for s in rows:
-        change = in_force.get(s.root_lot_id)
-        if change is not None and change.status in (LotStatus.WITHDRAWN.value, LotStatus.QUARANTINED.value):
-            answers[s.id] = Usability(False, change.status, None)
-        elif now < s.prepared_at:
-            answers[s.id] = Usability(False, "not_received", None)
-        elif s.disposed_at is not None and s.disposed_at <= now:
-            answers[s.id] = Usability(False, "disposed", None)
-        elif s.used_up_at is not None and s.used_up_at <= now:
-            answers[s.id] = Usability(False, "used_up", None)
-        elif now >= s.expires_at:
-            answers[s.id] = Usability(False, "expired", s.expires_at)
-        else:
-            answers[s.id] = Usability(True, None, s.expires_at)
+        refusal_class, expires = refusal_at(stock_facts(session, s), in_force.get(s.root_lot_id), now)
+        answers[s.id] = Usability(refusal_class is None, refusal_class.reason if refusal_class else None, expires)
     return answers
 
 
