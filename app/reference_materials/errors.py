@@ -101,8 +101,8 @@ class MaterialNotUsable(DomainError):
 class MaterialExpired(MaterialNotUsable):
     code = "material_expired"
     reason = "expired"
-    message_zh = "{barcode} 在 {at} 已过有效期（{expires}），不能使用。"
-    message_en = "{barcode} had expired ({expires}) at {at} and cannot be used."
+    message_zh = "{barcode} 在 {at} 已过有效期（有效期至 {expires}），不能使用。"
+    message_en = "{barcode} had expired at {at} (valid until {expires}) and cannot be used."
 
 
 class MaterialUsedUp(MaterialNotUsable):

@@ -10,12 +10,12 @@ end of the chain at that moment (one query).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.labtime import lab_calendar
+from app.core.labtime import LabCalendar, lab_calendar
 from app.reference_materials import errors
 from app.reference_materials.models import (
     LotStatus,
@@ -30,6 +30,15 @@ from app.reference_materials.models import (
 def lot_expiry_instant(session: Session, expires_on: date) -> datetime:
     """"有效期至 2027-05-31" means usable through that local day: expiry is the next day's start."""
     return lab_calendar(session).start_of(expires_on + timedelta(days=1))
+
+
+def valid_until_text(calendar: LabCalendar, expires_at: datetime) -> str:
+    """How a label says it: an expiry at the start of a lab day is "valid until" the day before
+    (2026-11-12 for 2026-11-13 00:00); an expiry during a day (opened + shelf life) keeps its time."""
+    local = expires_at.astimezone(calendar.tz)
+    if local.time() == time.min:
+        return (local.date() - timedelta(days=1)).isoformat()
+    return local.strftime("%Y-%m-%d %H:%M")
 
 
 @dataclass(frozen=True)
@@ -117,7 +126,7 @@ def check_material(session: Session, item: object, at: datetime) -> Usability:
         errors.LotWithdrawnAtUse: lambda: {"cause": change.reason},
         errors.LotQuarantined: lambda: {"cause": change.reason},
         errors.MaterialNotYetAvailable: lambda: {"since": local(facts.since)},
-        errors.MaterialExpired: lambda: {"expires": local(expires)},
+        errors.MaterialExpired: lambda: {"expires": valid_until_text(calendar, expires)},
     }.get(refusal_class, dict)()
     refusal = refusal_class(barcode=label, at=local(at), **extra)
     shown_expiry = expires if refusal_class is errors.MaterialExpired else None

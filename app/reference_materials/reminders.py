@@ -11,7 +11,7 @@ recorded. The same three selections are the dashboard cards of the custodian.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from rich.markup import escape
 from rich.table import Table
@@ -29,6 +29,7 @@ from app.core.registry import Worklist, add_worklist
 from app.instruments import reminders as instrument_reminders
 from app.instruments.models import InstrumentStatus
 from app.reference_materials import queries
+from app.reference_materials.gate import valid_until_text
 from app.reference_materials.models import ItemKind
 from app.reference_materials.service import STATE_LABELS
 
@@ -95,15 +96,6 @@ class MaterialReminders:
     @property
     def empty(self) -> bool:
         return self.count == 0
-
-
-def valid_until_text(calendar: LabCalendar, expires_at: datetime) -> str:
-    """A certificate's "有效期至 2026-06-30" expires at the start of the next lab day: show the
-    day; an expiry counted from an opening falls within a day: show the minute."""
-    local = expires_at.astimezone(calendar.tz)
-    if local.time() == time.min:
-        return str(local.date() - timedelta(days=1))
-    return local.strftime("%Y-%m-%d %H:%M")
 
 
 def _last_valid_day(calendar: LabCalendar, expires_at: datetime) -> date:

@@ -38,7 +38,12 @@ from app.instruments.service import (
 from app.instruments.usage import register_check_standard_use
 from app.people.models import User
 from app.reference_materials import errors
-from app.reference_materials.gate import assert_material_usable, lot_expiry_instant, sealed_expiry_of
+from app.reference_materials.gate import (
+    assert_material_usable,
+    lot_expiry_instant,
+    sealed_expiry_of,
+    valid_until_text,
+)
 from app.reference_materials.models import (
     CODE_PREFIXES,
     CertifiedValue,
@@ -413,7 +418,7 @@ def open_item(session: Session, actor: User, item: StockUnit | ReagentLot, opene
     sealed_expiry = sealed_expiry_of(session, item)
     if opened_at >= sealed_expiry:
         raise errors.MaterialExpired(barcode=item.barcode, at=_local(session, opened_at),
-                                     expires=_local(session, sealed_expiry))
+                                     expires=valid_until_text(lab_calendar(session), sealed_expiry))
     shelf_life = _opened_shelf_life(session, item)
     before = _snapshot(item)
     item.opened_at, item.opened_by_id = opened_at, actor.id
