@@ -53,12 +53,18 @@ def test_a_quality_manager_sees_the_grants_awaiting_their_approval(db, client, u
     assert cards(client.get("/dashboard"))["/people/roles"][0] == 4
 
 
-def test_a_custodian_sees_the_empty_state(client, users):
-    login_en(client, "custodian")
+def test_the_empty_state_and_the_custodians_stock_cards(client, users):
+    login_en(client, "inspector")
     page = client.get("/dashboard")
     assert page.status_code == 200
     assert cards(page) == {}
     assert "No open work for you" in page.text
+    # the custodian keeps the reference-material stock: three cards, nothing due in an empty lab
+    login_en(client, "custodian")
+    assert cards(client.get("/dashboard")) == {
+        "/reference-materials/due?list=expiring": (0, "Reference materials expiring within 30 days"),
+        "/reference-materials/due?list=expired": (0, "Expired reference materials still in stock"),
+        "/reference-materials?stock=low": (0, "Reference materials low in stock")}
     # an analyst confirms the certificates of the instruments they are responsible for
     login_en(client, "analyst")
     assert cards(client.get("/dashboard")) == {

@@ -192,7 +192,7 @@ def load_lab(env: dict[str, str]) -> dict[str, str]:
     for content in (b"photo of site W-01 \x00\xff", os.urandom(70_000)):
         digest = hashlib.sha256(content).hexdigest()
         path = data / "files" / "sha256" / digest[:2] / digest[2:]
-        path.parent.mkdir(parents=True)
+        path.parent.mkdir(parents=True, exist_ok=True)  # the demo's certificates share the fan-out folders
         path.write_bytes(content)
     return env
 

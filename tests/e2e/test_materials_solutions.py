@@ -33,7 +33,6 @@ from tests.e2e.layout import layout_problems
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs" / "screenshots"
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 D = Decimal
 
@@ -104,8 +103,9 @@ class Walk:
         self.page, self.log, self.screenshots = page, log, screenshots
         self.problems: list[str] = []
 
-    def look(self, name: str, docs: str | None = None) -> None:
-        """Layout checks at both widths, screenshots of both; `docs` copies the desk one there."""
+    def look(self, name: str) -> None:
+        """Layout checks at both widths, screenshots of both (tests/e2e/screenshots; the docs'
+        screenshots are taken by hand, never overwritten by a test run)."""
         for viewport in (DESKTOP, PHONE):
             self.page.set_viewport_size(viewport)
             width = viewport["width"]
@@ -113,10 +113,7 @@ class Walk:
             if width != PHONE["width"]:
                 found = [p for p in found if "horizontal overflow" not in p]
             self.problems += [f"{name} {width}px: {p}" for p in found]
-            path = self.screenshots(self.page, f"solutions-{name}-{width}")
-            if docs and width == DESKTOP["width"]:
-                DOCS.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, DOCS / docs)
+            self.screenshots(self.page, f"solutions-{name}-{width}")
         self.page.set_viewport_size(DESKTOP)
         self.problems += [f"{name}: {e}" for e in self.log.take()]
 
@@ -174,7 +171,7 @@ def test_two_step_dilution_label_and_an_expired_unit(new_page, screenshots, serv
     assert "100.00 ± 0.75" in page.inner_text("#preview")
     assert solution_count(server_db) == before
     page.locator("#preview").scroll_into_view_if_needed()
-    walk.look("prepare-preview", docs="solution-prepare-1280.png")
+    walk.look("prepare-preview")
     with page.expect_navigation():
         page.click("button[value=prepare]")
     assert re.search(r"/reference-materials/solutions/SS\d{2}-\d{5}$", page.url), page.url
@@ -199,7 +196,7 @@ def test_two_step_dilution_label_and_an_expired_unit(new_page, screenshots, serv
         assert text in chain, text
     assert page.locator("ol.chain table.budget").count() == 2
     assert solution_count(server_db) == before + 2
-    walk.look("detail", docs="solution-detail-1280.png")
+    walk.look("detail")
 
     # ---- its label: the page's link gives a PDF whose Code 128 scans back to the barcode
     href = page.get_attribute("a[href$='/label.pdf?format=thermal']", "href")
@@ -216,7 +213,6 @@ def test_two_step_dilution_label_and_an_expired_unit(new_page, screenshots, serv
     subprocess.run(["pdftoppm", "-r", "110", "-png", "-f", "1", "-l", "1", "-singlefile", str(pdf),
                     str(tmp_path / "trace")], check=True)
     shutil.copyfile(tmp_path / "trace.png", SCREENSHOTS / "solutions-traceability-pdf.png")
-    shutil.copyfile(tmp_path / "trace.png", DOCS / "solution-traceability-pdf.png")
     text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], check=True, capture_output=True,
                           text=True).stdout
     for expected in ("GBW(E)081987", "E2E-2309", first, second):

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.e2e.conftest import DESKTOP, sign_in, sign_out
+from tests.e2e.conftest import DESKTOP, ensure_language, sign_in, sign_out
 from tests.e2e.layout import layout_problems
 
 pytestmark = pytest.mark.e2e
@@ -89,6 +89,7 @@ def test_custodian_registers_and_receives_analyst_opens_and_uses(new_page, scree
 
     # ---- the custodian: a material, a lot with its certificate, two units
     sign_in(page, "custodian")
+    ensure_language(page, "zh_CN")  # the language is remembered per user; other modules share the server
     page.goto("/reference-materials")
     walk.submit("a[href='/reference-materials/new']")
     page.fill("input[name=certificate_no]", CERTIFICATE_NO)
@@ -120,7 +121,7 @@ def test_custodian_registers_and_receives_analyst_opens_and_uses(new_page, scree
     page.goto(material_url)
     walk.look("material")
 
-    page.goto("/reference-materials?q=e2e")
+    page.goto(f"/reference-materials?q={CERTIFICATE_NO}")  # other e2e modules share the server
     assert page.locator("#results tbody tr").count() == 1
     page.goto("/reference-materials")
     row = page.locator("#results tbody tr", has_text=CERTIFICATE_NO)
@@ -131,6 +132,7 @@ def test_custodian_registers_and_receives_analyst_opens_and_uses(new_page, scree
 
     # ---- the analyst scans a unit, opens it and records a use
     sign_in(page, "analyst")
+    ensure_language(page, "zh_CN")
     page.goto("/reference-materials/units")
     walk.look("units")
     assert page.evaluate("document.activeElement.name") == "code"  # the scan field has the focus

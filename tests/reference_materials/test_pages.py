@@ -564,8 +564,8 @@ def test_the_labels_of_a_lot_are_one_sheet_of_its_units_in_stock(client, db, tec
 def test_the_dashboard_cards_lead_to_lists_that_agree_with_their_counts(client, db, users, store):
     """Expiring and expired-in-stock cards count units, solutions and reagents together; their
     page lists the same items."""
-    from app.core.registry import worklists_for
     from app.core.permissions import ROLE_PERMISSIONS
+    from app.core.registry import worklists_for
     from app.core.roles import Role
     from tests.conftest import login
     from tests.reference_materials.conftest import ago, make_lot, make_material, open_unit, prepare, receive
