@@ -7,14 +7,16 @@ import itertools
 import os
 import re
 import shutil
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
@@ -213,3 +215,37 @@ def count_queries(db: Database):
             event.remove(db.engine, "before_cursor_execute", before)
 
     return counting
+
+
+# ---------------------------------------------------------------- races (PostgreSQL)
+
+
+@pytest.fixture
+def pg_db(database_url: str, request: pytest.FixtureRequest) -> Database:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers by BEGIN IMMEDIATE: two writers cannot interleave")
+    return request.getfixturevalue("db")
+
+
+def race(db: Database, *acts: Callable[[Any], Any]) -> list[Any]:
+    """Each act in its own thread and transaction, released together; results or errors (the
+    errors as values, for the test to look at)."""
+    start = threading.Barrier(len(acts))
+    results: list[Any] = [None] * len(acts)
+
+    def run(i: int, act: Callable[[Any], Any]) -> None:
+        try:
+            with db.transaction() as session:
+                session.execute(select(1))  # the transaction has begun before the race starts
+                start.wait(timeout=30)
+                results[i] = act(session)
+        except BaseException as exc:  # reported to the test thread
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, act)) for i, act in enumerate(acts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a racer is stuck (deadlock?)"
+    return results

@@ -3,8 +3,6 @@ year; and on PostgreSQL two transactions asking at the same moment never get the
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +11,7 @@ from sqlalchemy import func, select
 
 from app.core.codes import CodeCounter, next_code
 from app.core.db import Database
+from tests.conftest import race
 
 AT = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 
@@ -74,36 +73,6 @@ def test_a_rolled_back_transaction_does_not_use_up_a_code(db):
 # ---------------------------------------------------------------- concurrency (PostgreSQL)
 
 ROUNDS = 6
-
-
-@pytest.fixture
-def pg_db(database_url: str, request: pytest.FixtureRequest) -> Database:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite serialises writers by BEGIN IMMEDIATE: two writers cannot interleave")
-    return request.getfixturevalue("db")
-
-
-def race(db: Database, *acts: Callable[[Any], Any]) -> list[Any]:
-    """Each act in its own thread and transaction, released together; results or errors."""
-    start = threading.Barrier(len(acts))
-    results: list[Any] = [None] * len(acts)
-
-    def run(i: int, act: Callable[[Any], Any]) -> None:
-        try:
-            with db.transaction() as session:
-                session.execute(select(1))  # the transaction has begun before the race starts
-                start.wait(timeout=30)
-                results[i] = act(session)
-        except BaseException as exc:  # reported to the test thread
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i, act)) for i, act in enumerate(acts)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a racer is stuck (deadlock?)"
-    return results
 
 
 def test_two_transactions_at_once_get_distinct_codes(pg_db):

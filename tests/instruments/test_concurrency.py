@@ -3,12 +3,9 @@ second wait and then see what the first did (PostgreSQL; SQLite has a single wri
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from app.core.db import Database
@@ -21,41 +18,11 @@ from app.instruments.models import (
     Instrument,
 )
 from app.people.models import User
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, race
 from tests.core.chain_tools import cheap_password_hashing  # noqa: F401
 from tests.instruments.conftest import calibrate, chain_ok, check, local_today, make_instrument, pdf_upload
 
 ROUNDS = 4  # each round is a fresh race: more chances for the two to overlap
-
-
-@pytest.fixture
-def pg_db(database_url: str, request: pytest.FixtureRequest) -> Database:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite serialises writers by BEGIN IMMEDIATE: two writers cannot interleave")
-    return request.getfixturevalue("db")
-
-
-def race(db: Database, *acts: Callable[[Any], Any]) -> list[Any]:
-    """Run each act in its own thread and transaction, released together; results or errors."""
-    start = threading.Barrier(len(acts))
-    results: list[Any] = [None] * len(acts)
-
-    def run(i: int, act: Callable[[Any], Any]) -> None:
-        try:
-            with db.transaction() as session:
-                session.execute(select(1))  # the transaction has begun before the race starts
-                start.wait(timeout=30)
-                results[i] = act(session)
-        except BaseException as exc:  # reported to the test thread
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i, act)) for i, act in enumerate(acts)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a racer is stuck (deadlock?)"
-    return results
 
 
 def one_wins(results: list[Any], code: str) -> Any:
