@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 ASSETS=(
   "htmx.org@2.0.11|static/vendor/htmx|dist/htmx.min.js LICENSE"
   "@picocss/pico@2.1.1|static/vendor/pico|css/pico.min.css LICENSE.md"
+  "leaflet@1.9.4|static/vendor/leaflet|dist/leaflet.js dist/leaflet.css dist/images/layers.png dist/images/layers-2x.png dist/images/marker-icon.png dist/images/marker-icon-2x.png dist/images/marker-shadow.png LICENSE"
+  "html5-qrcode@2.3.8|static/vendor/html5-qrcode|html5-qrcode.min.js LICENSE"
+  "idb-keyval@6.3.0|static/vendor/idb-keyval|dist/umd.js LICENCE"
 )
 
 command -v npm >/dev/null || { echo "vendor_static: npm is required" >&2; exit 1; }
@@ -39,9 +42,14 @@ for entry in "${ASSETS[@]}"; do
   rm -rf "$dest"
   mkdir -p "$dest"
   for f in $files; do
-    cp "$work/package/$f" "$dest/$(basename "$f")"
-    sum="$(sha256sum "$dest/$(basename "$f")" | cut -d' ' -f1)"
-    echo "| \`$pkg\` | $ver | $licence | \`$dest/$(basename "$f")\` (from \`$f\`) | \`$sum\` |" >>"$manifest"
+    # the package's first folder (dist/, css/) is dropped; deeper folders are kept, so
+    # leaflet.css still finds images/ beside it
+    rel="${f#*/}"
+    [ "$rel" = "$f" ] && rel="$(basename "$f")"
+    mkdir -p "$(dirname "$dest/$rel")"
+    cp "$work/package/$f" "$dest/$rel"
+    sum="$(sha256sum "$dest/$rel" | cut -d' ' -f1)"
+    echo "| \`$pkg\` | $ver | $licence | \`$dest/$rel\` (from \`$f\`) | \`$sum\` |" >>"$manifest"
   done
 done
 
