@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -41,6 +42,16 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 30
     mail_from: str = "envirolims@localhost"
     reminder_to: str = ""  # comma-separated addresses
+    # Sites and field sampling. With no tile URL the site map draws the points on a plain
+    # coordinate grid (labs often run offline); e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png
+    map_tile_url: str = ""
+    map_tile_attribution: str = ""
+    gps_warning_radius_m: int = Field(default=200, ge=1, le=100_000)
+    # tokens: {site} {yyyy} {yy} {MM} {dd} {yyMMdd} {yyyyMMdd} {seq} or {seq:03}; see app/samples/numbering.py
+    sample_no_pattern: str = "{site}-{yyMMdd}-{seq:03}"
+    adhoc_site_code: str = "WT"  # the {site} of client (ad hoc) samples without a site: 委托
+    field_photo_required: bool = True  # a routine sample's field record is signed with >= 1 photo
+    max_photo_mb: int = Field(default=20, ge=1, le=200)
 
     @field_validator("language")
     @classmethod
@@ -112,3 +123,16 @@ def read_or_create_key(path: Path) -> str:
 
 def get_settings() -> Settings:
     return Settings()
+
+
+SESSION_SETTINGS_KEY = "lims_settings"
+
+
+def settings_of(session: Any) -> Settings:
+    """The settings of the Database that opened `session` (services read lab policy such as the
+    sample-number pattern from here), or the defaults from the environment."""
+    settings = session.info.get(SESSION_SETTINGS_KEY)
+    if settings is None:
+        settings = Settings()
+        session.info[SESSION_SETTINGS_KEY] = settings
+    return settings

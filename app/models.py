@@ -30,3 +30,21 @@ from app.reference_materials.models import (  # noqa: F401
     StandardSolution,
     StockUnit,
 )
+from app.samples.models import (  # noqa: F401
+    Container,
+    FieldEntry,
+    PreservationRule,
+    Sample,
+    SampleNumberCounter,
+    SampleParameter,
+    SamplePhoto,
+)
+from app.sites.models import (  # noqa: F401
+    MonitoringPlan,
+    PlanLine,
+    SamplingTask,
+    Site,
+    SiteChangeRequest,
+    SiteVersion,
+    SiteVersionParameter,
+)

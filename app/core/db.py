@@ -125,7 +125,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """One engine and its session factories; owned by the app or the CLI command."""
 
-    def __init__(self, url: str, *, calendar: Any = None, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, calendar: Any = None, settings: Any = None, **engine_kwargs: Any) -> None:
+        from app.config import SESSION_SETTINGS_KEY
         from app.core.labtime import DEFAULT_CALENDAR, SESSION_KEY
 
         self.url = normalise_url(url)
@@ -133,6 +134,8 @@ class Database:
         self.dialect = self.engine.dialect.name
         self.calendar = calendar or DEFAULT_CALENDAR
         info = {SESSION_KEY: self.calendar}
+        if settings is not None:
+            info[SESSION_SETTINGS_KEY] = settings
         write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
         self._read = sessionmaker(bind=self.engine, expire_on_commit=False, info=info)
         self._write = sessionmaker(bind=write_engine, expire_on_commit=False, info=info)
@@ -142,7 +145,7 @@ class Database:
         """The app's and the CLI's database: the configured URL and the lab's calendar."""
         from app.core.labtime import LabCalendar
 
-        return cls(settings.resolved_database_url, calendar=LabCalendar.from_settings(settings))
+        return cls(settings.resolved_database_url, calendar=LabCalendar.from_settings(settings), settings=settings)
 
     def session(self, *, write: bool) -> Session:
         return (self._write if write else self._read)()

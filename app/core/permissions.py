@@ -28,6 +28,8 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"
     INSTRUMENTS_READ = "instruments.read"
     MATERIALS_READ = "materials.read"
+    SITES_READ = "sites.read"
+    SAMPLES_READ = "samples.read"
     # personal: a user's own language, password and tokens; never a lab record
     OWN_ACCOUNT = "account.own"
     # change
@@ -50,11 +52,20 @@ class Permission(StrEnum):
     MATERIALS_MANAGE = "materials.manage"
     MATERIALS_USE = "materials.use"
     MATERIALS_WITHDRAW = "materials.withdraw"
+    # sites and plans: propose site changes, draft and approve plans, schedule and dispatch tasks
+    # (technical manager); decide site change requests (quality manager, recording the approving
+    # department's reference)
+    SITES_MANAGE = "sites.manage"
+    SITES_APPROVE = "sites.approve"
+    # samples: register (from tasks, ad hoc, in bulk) and print labels (custodian, technical
+    # manager); the field record (sampler)
+    SAMPLES_REGISTER = "samples.register"
+    FIELD_RECORD = "samples.field"
 
 
 READ_PERMISSIONS = frozenset(
     {Permission.DASHBOARD_VIEW, Permission.LAB_READ, Permission.USERS_READ, Permission.AUDIT_READ,
-     Permission.INSTRUMENTS_READ, Permission.MATERIALS_READ}
+     Permission.INSTRUMENTS_READ, Permission.MATERIALS_READ, Permission.SITES_READ, Permission.SAMPLES_READ}
 )
 PERSONAL_PERMISSIONS = frozenset({Permission.OWN_ACCOUNT})
 EVERY_USER = READ_PERMISSIONS - {Permission.AUDIT_READ, Permission.USERS_READ} | PERSONAL_PERMISSIONS
@@ -62,8 +73,8 @@ EVERY_USER = READ_PERMISSIONS - {Permission.AUDIT_READ, Permission.USERS_READ} |
 RUNS_INSTRUMENTS = frozenset({Permission.INSTRUMENTS_RECORD, Permission.INSTRUMENTS_CONFIRM})
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.SAMPLER: EVERY_USER | RUNS_INSTRUMENTS | {Permission.MATERIALS_USE},
-    Role.CUSTODIAN: EVERY_USER | {Permission.MATERIALS_MANAGE},
+    Role.SAMPLER: EVERY_USER | RUNS_INSTRUMENTS | {Permission.MATERIALS_USE, Permission.FIELD_RECORD},
+    Role.CUSTODIAN: EVERY_USER | {Permission.MATERIALS_MANAGE, Permission.SAMPLES_REGISTER},
     Role.ANALYST: EVERY_USER | RUNS_INSTRUMENTS | {Permission.MATERIALS_USE},
     Role.CHECKER: EVERY_USER,
     Role.REVIEWER: EVERY_USER,
@@ -77,11 +88,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.AUDIT_REVIEW,
         Permission.INSTRUMENTS_DISPOSE,
         Permission.MATERIALS_WITHDRAW,
+        Permission.SITES_APPROVE,
     },
     Role.TECHNICAL_MANAGER: EVERY_USER
     | RUNS_INSTRUMENTS
     | {Permission.USERS_READ, Permission.AUDIT_READ, Permission.INSTRUMENTS_MANAGE, Permission.MATERIALS_MANAGE,
-       Permission.MATERIALS_USE, Permission.MATERIALS_WITHDRAW},
+       Permission.MATERIALS_USE, Permission.MATERIALS_WITHDRAW, Permission.SITES_MANAGE,
+       Permission.SAMPLES_REGISTER},
     Role.INSPECTOR: READ_PERMISSIONS | PERSONAL_PERMISSIONS,
     Role.ADMIN: EVERY_USER
     | {
