@@ -4,6 +4,7 @@ from app.core.audit import AuditCheckpoint, AuditEvent  # noqa: F401
 from app.core.codes import CodeCounter  # noqa: F401
 from app.core.db import metadata  # noqa: F401
 from app.core.files import StoredFile  # noqa: F401
+from app.core.idempotency import IdempotencyRecord  # noqa: F401
 from app.core.signatures import ElectronicSignature  # noqa: F401
 from app.instruments.models import (  # noqa: F401
     CalibrationAcceptance,

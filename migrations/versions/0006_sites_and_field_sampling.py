@@ -106,6 +106,17 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_preservation_rule')),
     sa.UniqueConstraint('parameter', 'method', name=op.f('uq_preservation_rule_parameter_method'))
     )
+    op.create_table('idempotency_key',
+    sa.Column('scope', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=False),
+    sa.Column('request_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('response_status', sa.Integer(), nullable=False),
+    sa.Column('response_body', sa.Text(), server_default='', nullable=False),
+    sa.Column('created_at', app.core.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['app_user.id'], name=op.f('fk_idempotency_key_actor_id_app_user')),
+    sa.PrimaryKeyConstraint('scope', 'key', name=op.f('pk_idempotency_key'))
+    )
     op.create_table('sample_no_counter',
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
     sa.Column('last', sa.Integer(), nullable=False),
@@ -443,5 +454,6 @@ def downgrade() -> None:
 
     op.drop_table('monitoring_plan')
     op.drop_table('sample_no_counter')
+    op.drop_table('idempotency_key')
     op.drop_table('preservation_rule')
     # ### end Alembic commands ###
