@@ -188,7 +188,7 @@ INSTRUMENTS = (
     DemoInstrument(
         "JC-YQ-009", "便携式多参数水质分析仪", "Portable multiparameter meter", "HQ4300", "哈希 Hach",
         "211000012345", "现场仪器柜 / 采样车 鄂A·J0123", date(2022, 4, 15), "technical",
-        (("pH", "HJ 1147-2020"), ("DO", "HJ 506-2009"), ("电导率", "HJ 802-2016"), ("水温", "GB 13195-91")),
+        (("pH", "HJ 1147-2020"), ("DO", "HJ 506-2009"), ("EC", "HJ 802-2016"), ("WT", "GB 13195-91")),
         (Certificate(395, WUHAN, kind="calibration"), Certificate(30, WUHAN, kind="calibration")),
         CheckPlan(91, "电导率标准溶液 GBW(E)130106（1413 μS/cm，25 ℃）", "1413 ± 28 μS/cm", 1413.0, 28.0, 0,
                   "μS/cm", "HJ 802-2016", performer="sampler"),
