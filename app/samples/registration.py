@@ -301,6 +301,9 @@ def dispatch_task(session: Session, actor: User, task: SamplingTask, *, at: date
 
 
 def _dispatch(session: Session, actor: User, task: SamplingTask, now: datetime, book: _RuleBook) -> list[Sample]:
+    # locked and re-read: of two dispatchers of one task, the second sees it dispatched
+    session.execute(select(SamplingTask).where(SamplingTask.id == task.id).with_for_update()
+                    .execution_options(populate_existing=True)).scalar_one()
     if task.status != TaskStatus.SCHEDULED.value:
         raise errors.TaskNotScheduled(task=task.code, status=task.status)
     if task.sampler_id is None:
