@@ -50,7 +50,6 @@ from app.samples.preservation import ContainerNeed, clean_parameters, containers
 from app.sites.models import (
     MATRIX_OF_KIND,
     MonitoringPlan,
-    PlanStatus,
     SamplingTask,
     Site,
     SiteStatus,
@@ -340,12 +339,11 @@ def _dispatch(session: Session, actor: User, task: SamplingTask, now: datetime, 
         "code": task.code, "status": task.status, "dispatched_at": now,
         "samples": [s.sample_no for s in samples]}, at=now)
     if task.plan_id is not None:
+        from app.sites.plans import mark_plan_active
+
         plan = session.get(MonitoringPlan, task.plan_id)
-        if plan is not None and plan.status == PlanStatus.APPROVED.value:
-            plan.status = PlanStatus.ACTIVE.value
-            session.add(plan)
-            audit.append(session, actor, "plan.activated", "monitoring_plan", plan.id,
-                         {"status": PlanStatus.APPROVED.value}, {"code": plan.code, "status": plan.status}, at=now)
+        if plan is not None:
+            mark_plan_active(session, plan, actor)
     session.flush()
     return samples
 
