@@ -817,11 +817,10 @@ def field_record(session: Session, sample: Sample) -> FieldRecordView:
                                           ElectronicSignature.entity_id == str(sample.id),
                                           ElectronicSignature.meaning == SignatureMeaning.SAMPLED.value)
         .order_by(ElectronicSignature.signed_at, ElectronicSignature.id)))
-    requested = list(session.scalars(
+    requested = sorted(set(session.scalars(
         select(PreservationRule.parameter)
         .join(SampleParameter, SampleParameter.parameter == PreservationRule.parameter)
-        .where(SampleParameter.sample_id == sample.id, PreservationRule.field_test.is_(True))
-        .distinct().order_by(PreservationRule.parameter)))
+        .where(SampleParameter.sample_id == sample.id, PreservationRule.field_test.is_(True)))), key=str.casefold)
 
     folded = _fold(entries)
     sampling = folded["sampling"]
@@ -841,7 +840,7 @@ def field_record(session: Session, sample: Sample) -> FieldRecordView:
                                  [p.photo for p in photos])
         checked.append(check(signature, content))
     revisions: dict[int, RevisionView] = {}
-    for number in range(1, sample.signed_revision + 2):
+    for number in range(1, sample.signed_revision + 1):
         revisions[number] = RevisionView(number, signature=checked[number - 1] if number <= len(checked) else None)
     for e in entries:
         revisions.setdefault(e.entry.revision, RevisionView(e.entry.revision)).entries.append(e)
@@ -1003,7 +1002,7 @@ def tasks_for_sampler(session: Session, sampler: User, day: date) -> list[Sample
                 kind=sample.kind, has_site=True, has_sampling=fact.sampling, gps_status=fact.gps_status,
                 warning=fact.warning, justified=fact.justified,
                 unfilled=[c.barcode for c in containers if c.state in FILLABLE],
-                missing_tests=sorted(fact.requested_tests - fact.tests_done), photos=fact.photos,
+                missing_tests=sorted(fact.requested_tests - fact.tests_done, key=str.casefold), photos=fact.photos,
                 photo_required=photo_required)))
         result.append(SamplerTask(task, code, name_zh, name_en, latitude, longitude, listed))
     return sorted(result, key=lambda t: (TASK_ORDER[t.task.status], t.site_code, t.task.code))

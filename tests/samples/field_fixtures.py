@@ -163,7 +163,9 @@ def sign(db: Database, actor: User, sample: Sample, password: str = PASSWORD):
 
 def view(db: Database, sample: Sample) -> field.FieldRecordView:
     with db.reading() as session:
-        return field.field_record(session, session.get(Sample, sample.id))
+        shown = field.field_record(session, session.get(Sample, sample.id))
+        session.expunge_all()  # detached with everything loaded: the rollback would expire them
+        return shown
 
 
 def reload(db: Database, model: type, row_id: int) -> Any:
