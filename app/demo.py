@@ -74,4 +74,7 @@ def load_demo(session: Session, store: FileStore) -> list[DemoUser]:
     from app.reference_materials.demo import load_material_demo
 
     load_material_demo(session, users, store)
+    from app.samples.demo import load_sampling_demo  # sites, plans, a week in the field
+
+    load_sampling_demo(session, users, store)
     return list(DEMO_USERS)
