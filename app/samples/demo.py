@@ -43,7 +43,7 @@ from app.samples.demo_photos import Scene, field_photo
 from app.samples.field import FieldEntryInput
 from app.samples.models import FieldEntryKind, GpsStatus, PreservationRule, Sample, SampleKind
 from app.sites import plans
-from app.sites.demo import METRES_PER_DEGREE, SITE_BY_CODE, DemoClock, DemoSite
+from app.sites.demo import SITE_BY_CODE, DemoClock, DemoSite, offset
 from app.sites.models import SamplingTask, Site, SiteVersion
 from app.sites.service import version_at
 
@@ -153,18 +153,6 @@ def duplicate_readings(readings: Readings, rng: random.Random) -> dict[str, Deci
     values = readings.values
     return {"WT": values["WT"], "pH": values["pH"] + D(rng.choice((-1, 0, 1))) / 100,
             "DO": values["DO"] + D(rng.randint(-8, 8)) / 100, "EC": values["EC"] + rng.randint(-4, 4)}
-
-
-# ---------------------------------------------------------------- positions
-
-
-def offset(latitude: Decimal, longitude: Decimal, metres: float, bearing_deg: float) -> tuple[Decimal, Decimal]:
-    """The point `metres` away on `bearing_deg` (0 north, 90 east), to 7 decimals."""
-    bearing = math.radians(bearing_deg)
-    north = metres * math.cos(bearing) / float(METRES_PER_DEGREE)
-    east = metres * math.sin(bearing) / (float(METRES_PER_DEGREE) * math.cos(math.radians(float(latitude))))
-    step = D("0.0000001")
-    return (latitude + D(f"{north:.7f}")).quantize(step), (longitude + D(f"{east:.7f}")).quantize(step)
 
 
 # ---------------------------------------------------------------- entering a round

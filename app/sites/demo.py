@@ -15,6 +15,7 @@ exists.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,6 +96,7 @@ SITE_BY_CODE = {site.code: site for site in SITES}
 CREATED_DAYS_AGO = 420
 MOVED = "JC-W05"
 MOVE_METRES = 80
+MOVE_BEARING = 285  # west-north-west: up the Han
 MOVED_DAYS_AGO = 70
 MOVE_REASON = ("宗关水厂取水口改造，原断面处施工围堰影响水流，经现场踏勘断面上移 80 m 至围堰上游。"
                " / Intake works at the Zongguan waterworks: the cofferdam disturbs the flow at the old point; "
@@ -114,10 +116,18 @@ def reference(year: int, number: int) -> str:
     return f"江环监〔{year}〕{number}号"
 
 
+def offset(latitude: Decimal, longitude: Decimal, metres: float, bearing_deg: float) -> tuple[Decimal, Decimal]:
+    """The point `metres` away on `bearing_deg` (0 north, 90 east), to 7 decimals (about 1 cm)."""
+    bearing = math.radians(bearing_deg)
+    north = metres * math.cos(bearing) / float(METRES_PER_DEGREE)
+    east = metres * math.sin(bearing) / (float(METRES_PER_DEGREE) * math.cos(math.radians(float(latitude))))
+    step = D("0.0000001")
+    return (latitude + D(f"{north:.7f}")).quantize(step), (longitude + D(f"{east:.7f}")).quantize(step)
+
+
 def moved_position(site: DemoSite, metres: int = MOVE_METRES) -> tuple[Decimal, Decimal]:
-    """`metres` due north of the registered position, to 7 decimals (about 1 cm)."""
-    step = (D(metres) / METRES_PER_DEGREE).quantize(D("0.0000001"))
-    return D(site.latitude) + step, D(site.longitude)
+    """`metres` upstream of the registered position (the Han runs west to east at Zongguan)."""
+    return offset(D(site.latitude), D(site.longitude), metres, MOVE_BEARING)
 
 
 def lab_moment(session: Session, days_ago: int, hour: int, minute: int = 0) -> datetime:
