@@ -2,7 +2,7 @@
 sections, today's dispatched tasks waiting on the phone, and tasks in the coming days, entered
 through the real services as the demo users would:
 
-- the technical manager schedules each monthly visit a few days ahead (extra tasks: the quarter's
+- the technical manager schedules each monthly visit three days ahead (extra tasks: the quarter's
   plan holds the quarterly full rounds), which spreads the field QC over the sampler's day (a
   field blank and a field duplicate per day);
 - the custodian dispatches the task the afternoon before (samples, containers, labels);
@@ -136,7 +136,8 @@ def readings_for(demo: DemoSite, day: date, hour: int) -> Readings:
 
 
 def mistyped(value: Decimal) -> Decimal:
-    """A plausible slip of the thumb: the last two digits swapped (or the first one off by one)."""
+    """A plausible slip of the thumb: the last two digits swapped (or, if they are the same, the
+    units off by one)."""
     text = f"{value}"
     swapped = text[:-2] + text[-1] + text[-2] if text[-2].isdigit() else text
     return D(swapped) if swapped != text else value - 1
