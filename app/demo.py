@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from app.core.files import FileStore
+from app.core.passwords import demo_hashing
 from app.core.roles import Role
 from app.people import service
 from app.people.models import User
@@ -51,10 +52,11 @@ def load_demo(session: Session, store: FileStore) -> list[DemoUser]:
     for demo in DEMO_USERS:
         user = service.find_user(session, demo.username)
         if user is None:
-            user = service.create_user(
-                session, None, demo.username, demo.name_zh, DEMO_PASSWORD,
-                display_name_en=demo.name_en, check_permission=False,
-            )
+            with demo_hashing():
+                user = service.create_user(
+                    session, None, demo.username, demo.name_zh, DEMO_PASSWORD,
+                    display_name_en=demo.name_en, check_permission=False,
+                )
             service.grant_role_as_system(session, user, demo.role, "demo data")
         users[demo.username] = user
     # A second role proposed by the admin and awaiting the quality manager: the QM's worklist.

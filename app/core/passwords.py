@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -34,6 +37,29 @@ def check_password_policy(username: str, password: str) -> None:
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with other (e.g. the demo's) parameters than production's."""
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except (InvalidHashError, ValueError):
+        return False
+
+
+@contextmanager
+def demo_hashing() -> Iterator[None]:
+    """Hash with the smallest argon2 costs while the demo creates its users: their password is
+    printed on the console anyway, and the demo signs hundreds of records, each checking the
+    password again (argon2 verifies with the parameters stored in the hash). A demo user's hash
+    is upgraded to production costs at their first sign-in (`needs_rehash`)."""
+    global _hasher
+    production = _hasher
+    _hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    try:
+        yield
+    finally:
+        _hasher = production
 
 
 def verify_password(password_hash: str, password: str) -> bool:

@@ -15,7 +15,7 @@ from app.core import audit
 from app.core.audit import Actor
 from app.core.db import utcnow
 from app.core.errors import InvalidInput, NotFound
-from app.core.passwords import DUMMY_HASH, check_password_policy, hash_password, verify_password
+from app.core.passwords import DUMMY_HASH, check_password_policy, hash_password, needs_rehash, verify_password
 from app.core.permissions import Permission, ensure, forget_roles
 from app.core.roles import Role
 from app.people.errors import (
@@ -279,6 +279,8 @@ def authenticate(
     before = user_snapshot(user)
     user.failed_logins = 0
     user.locked_until = None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)  # e.g. a demo user's cheap hash
     session.flush()
     audit.append(session, user, "login.succeeded", "user", user.id, before, user_snapshot(user))
     return user
