@@ -163,3 +163,9 @@ class SameSampler(InvalidInput):
     code = "same_sampler"
     message_zh = "任务 {task} 已经分配给 {name}。"
     message_en = "Task {task} is already assigned to {name}."
+
+
+class BadDate(InvalidInput):
+    code = "bad_date"
+    message_zh = "{label_zh}不是有效的日期（格式：年-月-日，如 2026-04-10）：{value}"
+    message_en = "{label_en} is not a valid date (year-month-day, e.g. 2026-04-10): {value}"

@@ -371,7 +371,8 @@ def test_a_draft_closes_without_a_reason(db, tm):
 def test_a_plan_with_a_dispatched_task_does_not_close_and_becomes_active(db, tm, qm, sampler):
     from app.samples import registration
 
-    plan = new_plan(db, tm, (date.today() - timedelta(days=1), date.today() + timedelta(days=60)))
+    today = db.calendar.today()
+    plan = new_plan(db, tm, (today - timedelta(days=1), today + timedelta(days=60)))
     add_line(db, tm, plan, make_site(db, tm, qm), sampler, frequency="weekly", day=7)
     [first, *_] = approve(db, tm, plan)
     with db.transaction() as session:
