@@ -9,8 +9,8 @@ number and a rolled-back registration leaves no gap. Bulk registration takes a b
 per key in one update. A sequence that outgrows its width keeps counting with more digits
 (WS01-260312-1000 after -999) rather than refusing the 1000th sample of a day.
 
-Numbers go into barcodes and file names: the pattern and every rendered number are printable
-ASCII without spaces.
+Numbers go into barcodes, web addresses and file names: outside its tokens a pattern holds only
+letters, digits, '.', '_' and '-', and so does a site code that goes into a number.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ DATE_TOKENS = {
 }
 TOKENS = ("site", "seq", *DATE_TOKENS)
 _SEQ_RE = re.compile(r"seq(?::0([1-9]))?")
-_LITERAL_OK = re.compile(r"[\x21-\x7e]*")
+_PRINTABLE = re.compile(r"[\x21-\x7e]*")
+# literal text between tokens: what is safe in a barcode, a URL path segment and a file name
+_LITERAL_OK = re.compile(r"[A-Za-z0-9._-]*")
 _CODE_OK = re.compile(r"[A-Za-z0-9._-]+")
 
 
@@ -78,6 +80,17 @@ def _refuse(pattern: str, zh: str, en: str) -> InvalidNumberPattern:
     return InvalidNumberPattern(pattern=pattern[:80], problem_zh=zh, problem_en=en)
 
 
+def _check_literal(pattern: str, literal: str) -> None:
+    if "{" in literal or "}" in literal:
+        raise _refuse(pattern, "大括号不配对。", "its braces do not match.")
+    if not _LITERAL_OK.fullmatch(literal):
+        bad = next(c for c in literal if not _LITERAL_OK.fullmatch(c))
+        raise _refuse(pattern, f"不能含有字符 “{bad}”；编号会出现在条码、网址和文件名中，"
+                      "占位符之外只能用字母、数字、“.”、“_”和“-”。",
+                      f"it contains “{bad}”; numbers appear in barcodes, web addresses and file names, so outside "
+                      "the tokens only letters, digits, '.', '_' and '-' are allowed.")
+
+
 @lru_cache(maxsize=64)
 def parse_pattern(text: str) -> NumberPattern:
     """The pattern parsed, or InvalidNumberPattern saying what is wrong: an unknown token, no
@@ -86,7 +99,7 @@ def parse_pattern(text: str) -> NumberPattern:
     could render two different samples alike: A1 + 1 and A + 11)."""
     if not text or not text.strip():
         raise _refuse(text or "", "规则为空。", "it is empty.")
-    if not _LITERAL_OK.fullmatch(text):
+    if not _PRINTABLE.fullmatch(text):
         bad = next(c for c in text if not "\x21" <= c <= "\x7e")
         raise _refuse(text, f"含有字符 U+{ord(bad):04X}；编号要印成条码，只能使用可打印的 ASCII 字符且不含空格。",
                       f"it contains U+{ord(bad):04X}; numbers are printed as barcodes, so only printable "
@@ -95,8 +108,7 @@ def parse_pattern(text: str) -> NumberPattern:
     position = 0
     for match in re.finditer(r"\{([^{}]*)\}", text):
         literal = text[position:match.start()]
-        if "{" in literal or "}" in literal:
-            raise _refuse(text, "大括号不配对。", "its braces do not match.")
+        _check_literal(text, literal)
         if literal:
             parts.append(literal)
         name = match.group(1)
@@ -112,8 +124,7 @@ def parse_pattern(text: str) -> NumberPattern:
                           "and {seq:03} for a zero-padded sequence.")
         position = match.end()
     tail = text[position:]
-    if "{" in tail or "}" in tail:
-        raise _refuse(text, "大括号不配对。", "its braces do not match.")
+    _check_literal(text, tail)
     if tail:
         parts.append(tail)
     seqs = [i for i, p in enumerate(parts) if isinstance(p, Token) and p.name == "seq"]

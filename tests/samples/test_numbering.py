@@ -32,7 +32,7 @@ def test_default_pattern_renders_site_day_and_padded_sequence():
     ("{site}-{yyyy}{MM}{dd}-{seq:04}", "WS01-20260302-0012"),
     ("{yy}{site}-{seq}", "26WS01-12"),
     ("S{yyyyMMdd}{seq:03}", "S20260302012"),
-    ("{site}/{yy}/{MM}/{dd}.{seq:02}", "WS01/26/03/02.12"),
+    ("{site}.{yy}_{MM}{dd}.{seq:02}", "WS01.26_0302.12"),
 ])
 def test_every_token(text, expected):
     assert parse_pattern(text).render("WS01", DAY, 12) == expected
@@ -59,6 +59,8 @@ def test_a_sequence_outgrowing_its_width_keeps_counting_with_more_digits():
     ("{site}—{seq}", "U+2014"),
     ("样品{seq}", "U+6837"),
     ("{site}{seq}", "separator"),
+    ("{site}/{seq}", "“/”"),
+    ("{site}-{seq}#", "“#”"),
     ("{seq:03}{site}", "separator"),
 ])
 def test_parser_refuses_bad_patterns_clearly(text, fragment):
