@@ -89,6 +89,7 @@ TASK_STATUS_NAMES = {
 }
 # tasks whose samples exist: their field QC is registered and no longer moves
 QC_FIXED_STATUSES = (TaskStatus.DISPATCHED.value, TaskStatus.IN_FIELD.value, TaskStatus.COMPLETED.value)
+PG_FIELD_QC_LOCK_KEY = 7_243_061  # arbitrary constant naming the advisory locks of field batches
 PARAMETER_SPLIT_RE = re.compile(r"[\s,，、;；]+")
 
 
@@ -316,6 +317,11 @@ def _spread_field_qc(session: Session, batches: Iterable[tuple[int | None, date]
         return []
     samplers = sorted({s for s, _ in wanted})
     days = [d for _, d in wanted]
+    if session.get_bind().dialect.name == "postgresql":
+        # a task moving into a batch is not among the rows a concurrent act locks: serialise the
+        # spreading per sampler (in id order, so two acts never wait on each other in a cycle)
+        for sampler_id in samplers:
+            session.execute(select(func.pg_advisory_xact_lock(PG_FIELD_QC_LOCK_KEY, sampler_id)))
     rows = session.scalars(
         select(SamplingTask)
         .where(SamplingTask.sampler_id.in_(samplers), SamplingTask.scheduled_on.between(min(days), max(days)),

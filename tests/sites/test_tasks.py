@@ -17,7 +17,7 @@ from app.sites import errors as site_errors
 from app.sites import plan_errors as errors
 from app.sites import plans
 from app.sites.models import MonitoringPlan, SamplingTask, Site, TaskStatus
-from tests.conftest import make_user
+from tests.conftest import make_user, race
 from tests.sites.conftest import change_site, make_site
 from tests.sites.test_plans import add_line, all_tasks, approve, batch_qc, events, new_plan, qm, refused, sampler, tm
 
@@ -232,3 +232,20 @@ def test_the_containers_and_field_tests_of_a_task(db, tm, qm, sampler, day):
         assert [r.parameter for r in view.field_tests] == ["pH"]
         assert view.samples_to_register == 3 and view.containers_to_issue == 9
         assert view.samples == []
+
+
+def test_two_tasks_moving_into_an_empty_batch_at_once_share_one_blank(pg_db, tm, qm, day):
+    """Neither act's row locks cover the other's task: the batch's spreading is serialised per
+    sampler, so the second sees the first's task and the batch carries one blank, one duplicate."""
+    site = make_site(pg_db, tm, qm)
+    samplers = [make_user(pg_db, f"sampler-{n}", "sampler") for n in "abc"]
+    first = schedule(pg_db, tm, site, samplers[0], day)
+    second = schedule(pg_db, tm, site, samplers[1], day)
+    target = samplers[2]
+
+    def move(task_id: int):
+        return lambda session: plans.reassign_task(session, tm, session.get(SamplingTask, task_id), target.id)
+
+    results = race(pg_db, move(first.id), move(second.id))
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert batch_qc(all_tasks(pg_db, sampler_id=target.id)) == (1, 1)
