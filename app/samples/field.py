@@ -47,6 +47,7 @@ from app.core.units import IncompatibleUnits, UnknownUnit, convert
 from app.instruments.models import Instrument
 from app.people.models import User
 from app.samples import field_errors as errors
+from app.samples import usage as _usage  # noqa: F401  (registers the field-test usage source)
 from app.samples.errors import SampleNotFound
 from app.samples.models import (
     FIELD_QC_KINDS,
