@@ -156,8 +156,9 @@ def test_the_worklist_starts_today_and_filters(client, db, tm, sampler, site):
                       client.get("/tasks?date_from=").text)
     assert len(days) == len(tasks)
     assert days == sorted(days)
-    fragment = client.get("/tasks", headers={"HX-Request": "true"})
-    assert fragment.status_code == 200 and "<html" not in fragment.text and 'id="results"' in fragment.text
+    for url in ("/tasks", "/plans?q=a"):
+        fragment = client.get(url, headers={"HX-Request": "true"})
+        assert fragment.status_code == 200 and "<html" not in fragment.text and 'id="results"' in fragment.text
     for bad in ("date_from=2024-13-45", "date_to=notadate", "sampler=abc", "status=lost", "plan=XX", "next_days=0"):
         assert client.get(f"/tasks?{bad}").status_code == 422, bad
 

@@ -176,6 +176,9 @@ def test_line_refusals_change_nothing(db, tm, qm, users, sampler):
     # a parameter the site does not monitor needs a site change first (the stronger rule)
     error = refused(db, errors.ParameterNotMonitored, lambda s: line(s, parameters=["NH3-N", "Cu"]))
     assert "Cu" in error.message("en") and "WS01" in error.message("en")
+    # a parameter nobody knows: not at the site, nor in the preservation table
+    error = refused(db, errors.ParameterNotMonitored, lambda s: line(s, parameters=["Unobtainium"]))
+    assert "Unobtainium" in error.message("zh_CN")
     refused(db, errors.ParameterAlreadyPlanned, lambda s: line(s, parameters=["cod"]))
     refused(db, errors.NotASampler, lambda s: line(s, sampler=users["analyst"]))
     refused(db, errors.NotASampler, lambda s: line(s, sampler=424242))
