@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.reference_materials.solution_routes import router as solutions_router
     from app.samples.api import router as samples_api_router
     from app.samples.field_api import router as field_api_router
+    from app.samples.field_routes import router as field_router
     from app.samples.routes import router as samples_router
     from app.shell.routes import router as shell_router
     from app.sites.plan_routes import router as plans_router
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(solutions_router)
     app.include_router(materials_router)
     app.include_router(materials_api_router)
+    app.include_router(field_router)
     app.include_router(field_api_router)
     app.include_router(samples_router)
     app.include_router(samples_api_router)
