@@ -360,7 +360,7 @@ def _sampling_facts(session: Session, sample: Sample, task: SamplingTask | None,
             metres = _metres(distance_m(latitude, longitude, version.latitude, version.longitude))
             warning = metres > radius
             payload.update(site_version_id=version.id, distance_m=metres, radius_m=radius, warning=warning)
-            if warning and not justification and not _justified_before(session, sample):
+            if warning and not justification:
                 notice = FieldNotice(
                     "distance_needs_justification",
                     f"距点位登记位置 {metres:.0f} 米，超出 {radius} 米：签署前请说明原因。",
@@ -368,12 +368,6 @@ def _sampling_facts(session: Session, sample: Sample, task: SamplingTask | None,
                     "justify it before signing.",
                 )
     return _Facts(payload=payload, notice=notice)
-
-
-def _justified_before(session: Session, sample: Sample) -> bool:
-    payloads = session.scalars(select(FieldEntry.payload).where(
-        FieldEntry.sample_id == sample.id, FieldEntry.kind == FieldEntryKind.SAMPLING.value))
-    return any(json.loads(p).get("justification") for p in payloads)
 
 
 def _observation_facts(entry: FieldEntryInput) -> _Facts:
@@ -715,7 +709,9 @@ def _fold(entries: Sequence[EntryView]) -> dict[str, Any]:
     """The record's current values from entries in order: the latest of each stands."""
     sampling = [e for e in entries if e.entry.kind == FieldEntryKind.SAMPLING.value]
     with_gps = [e for e in sampling if e.data.get("gps_status")]
-    justification = next((e.data["justification"] for e in reversed(sampling) if e.data.get("justification")), "")
+    # a fix is justified by its own entry or a later one (not by what explained an earlier fix)
+    since_fix = sampling[sampling.index(with_gps[-1]):] if with_gps else sampling
+    justification = next((e.data["justification"] for e in reversed(since_fix) if e.data.get("justification")), "")
     tests: dict[str, list[EntryView]] = {}
     for e in entries:
         if e.entry.kind == FieldEntryKind.FIELD_TEST.value:
@@ -1047,8 +1043,8 @@ def _signing_facts(session: Session, sample_ids: Iterable[int]) -> dict[int, _Sa
         if what == FieldEntryKind.SAMPLING.value:
             data = json.loads(payload)
             fact.sampling = True
-            if data.get("gps_status"):
-                fact.gps_status, fact.warning = data["gps_status"], bool(data.get("warning"))
+            if data.get("gps_status"):  # a new fix: only its own or a later justification counts
+                fact.gps_status, fact.warning, fact.justified = data["gps_status"], bool(data.get("warning")), False
             fact.justified = fact.justified or bool(data.get("justification"))
         elif what == FieldEntryKind.FIELD_TEST.value:
             fact.tests_done.add(parameter)

@@ -173,3 +173,25 @@ def reload(db: Database, model: type, row_id: int) -> Any:
         row = session.get(model, row_id)
         session.expunge(row)
         return row
+
+
+def make_field_objects(db: Database, users: dict[str, User], data_path: Any) -> dict[str, Any]:
+    """For tests/test_permissions.py `make_objects`: a dispatched routine sample at site WS77 (made
+    through the sites service, so its pages can show it) with a photo, so
+    /api/v1/samples/{sample_no}/photos/{photo_id}, its thumbnail and the field-record routes have
+    something to serve (keys: sample_no, photo_id)."""
+    from app.sites import service as sites
+    from tests.samples.conftest import TASK_PARAMETERS, dispatch, make_task
+
+    technical, sampler = users["technical_manager"], users["sampler"]
+    with db.transaction() as session:
+        proposal = sites.SiteProposal(
+            name_zh="呼兰河口断面", name_en="Hulan River Mouth", kind="surface_water", latitude=SITE_LAT,
+            longitude=SITE_LON, water_body="river", parameters=[(p, "monthly") for p in TASK_PARAMETERS])
+        request = sites.propose_site(session, technical, code="WS77", proposal=proposal, reason="国控断面")
+        sites.decide_change(session, session.get(User, users["quality_manager"].id), request, approve=True,
+                            decision_ref="环监测〔2026〕7号")
+        site = sites.site_by_code(session, "WS77")
+    dt = dispatch(db, users["custodian"], make_task(db, technical, site, sampler=sampler), site, sampler)
+    photo = upload(db, sampler, file_store(data_path), dt.routine, jpeg_bytes()).photo
+    return {"sample_no": dt.routine.sample_no, "photo_id": photo.id}

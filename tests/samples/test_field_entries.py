@@ -100,6 +100,22 @@ def test_beyond_the_radius_the_entry_is_kept_with_a_warning_and_a_later_justific
     sampling(db, dt.sampler, dt.routine, metres=350, justification="桥面施工封闭，改在下游 350 m 的码头采样")
     shown = view(db, dt.routine)
     assert shown.justification.startswith("桥面施工") and "justification" not in [m.code for m in shown.missing]
+    # a new far fix needs its own justification (or a later one), not the earlier fix's
+    again = sampling(db, dt.sampler, dt.routine, metres=900)
+    assert again.notice.code == "distance_needs_justification"
+    assert "justification" in [m.code for m in view(db, dt.routine).missing]
+    assert "justification" in missing_today(db, dt)
+    record(db, dt.sampler, entry(dt.routine, "sampling", justification="上游 900 m 处为唯一可下水点"))
+    shown = view(db, dt.routine)
+    assert shown.gps.distance_m > 800 and shown.justification.startswith("上游 900 m")
+    assert "justification" not in [m.code for m in shown.missing] and "justification" not in missing_today(db, dt)
+
+
+def missing_today(db, dt) -> list[str]:
+    """What the sampler's day says the routine sample still lacks."""
+    with db.reading() as session:
+        [task] = field.tasks_for_sampler(session, session.get(type(dt.sampler), dt.sampler.id), local_today(db))
+        return [m.code for s in task.samples if s.sample.id == dt.routine.id for m in s.missing]
 
 
 def test_sampling_time_in_the_future_or_long_before_registration_is_refused(db, dispatched_task):

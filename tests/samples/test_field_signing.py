@@ -209,4 +209,6 @@ def test_the_record_is_read_in_a_bounded_number_of_queries(db, dispatched_task, 
         with count_queries() as queries:
             shown = field.field_record(session, sample)
         assert len(shown.entries) == 8 and len(shown.photos) == 2 and len(shown.signatures) == 2
-    assert queries.count <= 9
+    # task, site, entries (with who, instrument, barcode), containers, photos, signatures,
+    # requested field tests, the site version: none of them grows with the record
+    assert queries.count <= 8, queries.statements
