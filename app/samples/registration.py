@@ -122,6 +122,13 @@ def container_by_barcode(session: Session, text: str) -> Container:
     raise errors.MalformedBarcode(barcode=shown)
 
 
+def container_labels(session: Session, samples: Sequence[Sample]) -> list[Any]:
+    """One label per container of `samples` (app.samples.labels builds them)."""
+    from app.samples.labels import container_labels as labels_of
+
+    return labels_of(session, samples)
+
+
 def containers_of(session: Session, sample_ids: Sequence[int]) -> dict[int, list[Container]]:
     """The containers of each sample, in label order: one query."""
     found: dict[int, list[Container]] = {sample_id: [] for sample_id in sample_ids}
@@ -196,7 +203,8 @@ def _register(session: Session, actor: User, specs: list[_Spec], now: datetime,
         for i in wave:
             samples[i] = inserted[specs[i].sample_no]
     done: list[Sample] = [s for s in samples if s is not None]
-    session.execute(insert(SampleParameter), [
+    # Core inserts (the ORM's bulk path would rebuild every row as an object state first)
+    session.execute(insert(SampleParameter.__table__), [
         {"sample_id": sample.id, "parameter": parameter}
         for sample, spec in zip(done, specs, strict=True) for parameter in spec.parameters])
     total = sum(len(spec.needs) for spec in specs)
@@ -204,6 +212,7 @@ def _register(session: Session, actor: User, specs: list[_Spec], now: datetime,
         session, CONTAINER_PREFIX, now, total, width=CONTAINER_WIDTH)] if total else [])
     container_rows = []
     labelled: list[list[dict[str, Any]]] = []
+    listed: dict[tuple[str, ...], str] = {}  # parameters of a group as canonical JSON, once per group
     for sample, spec in zip(done, specs, strict=True):
         mine = []
         for position, need in enumerate(spec.needs, start=1):
@@ -211,14 +220,15 @@ def _register(session: Session, actor: User, specs: list[_Spec], now: datetime,
                 "barcode": next(barcodes), "sample_id": sample.id, "position": position,
                 "group_code": need.group_code, "container_type": need.container_type, "volume_ml": need.volume_ml,
                 "preservative_zh": need.preservative_zh, "preservative_en": need.preservative_en,
-                "parameters": canonical_json(list(need.parameters)), "state": ContainerState.ISSUED.value,
+                "parameters": listed.get(need.parameters) or listed.setdefault(
+                    need.parameters, canonical_json(list(need.parameters))), "state": ContainerState.ISSUED.value,
                 "created_at": now,
             }
             mine.append(row)
         container_rows.extend(mine)
         labelled.append(mine)
     if container_rows:
-        session.execute(insert(Container), container_rows)
+        session.execute(insert(Container.__table__), container_rows)
     for sample, spec, mine in zip(done, specs, labelled, strict=True):
         audit.append(session, actor, "sample.registered", "sample", sample.id, None, {
             "sample_no": sample.sample_no, "kind": sample.kind, "matrix": sample.matrix,
@@ -250,12 +260,20 @@ class _RuleBook:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._cache: dict[tuple[str, ...], dict[str, PreservationRule]] = {}
+        self._needs: dict[tuple[str, ...], list[ContainerNeed]] = {}
 
     def rules(self, parameters: Sequence[str]) -> dict[str, PreservationRule]:
         key = tuple(p.casefold() for p in parameters)
         if key not in self._cache:
             self._cache[key] = rules_for(self.session, parameters)
         return self._cache[key]
+
+    def needs(self, rules: dict[str, PreservationRule]) -> list[ContainerNeed]:
+        """One container per preservation group of `rules` (as `rules` returned them)."""
+        key = tuple(rules)
+        if key not in self._needs:
+            self._needs[key] = containers_for(rules.values())
+        return self._needs[key]
 
 
 # ---------------------------------------------------------------- sites
@@ -316,7 +334,7 @@ def _dispatch(session: Session, actor: User, task: SamplingTask, now: datetime, 
     matrix = MATRIX_OF_KIND.get(version.kind, "other")
     lab_parameters = list(rules)
     analysed = [p for p, rule in rules.items() if not rule.field_test]
-    needs = containers_for(rules.values())
+    needs = book.needs(rules)
     common = {"matrix": matrix, "site_code": site.code, "scheduled_on": task.scheduled_on, "site_id": site.id,
               "task_id": task.id, "sampler_id": task.sampler_id, "extra": {"task": task.code}}
     specs = [_Spec(kind=SampleKind.ROUTINE, parameters=lab_parameters, needs=needs, **common)]
@@ -464,7 +482,7 @@ def _adhoc_spec(session: Session, row: AdhocSample, ctx: _AdhocContext) -> _Spec
         sampler_id = user.id
     return _Spec(
         kind=SampleKind.CLIENT, matrix=matrix, site_code=site.code if site else ctx.adhoc_code,
-        scheduled_on=row.scheduled_on, parameters=list(rules), needs=containers_for(rules.values()),
+        scheduled_on=row.scheduled_on, parameters=list(rules), needs=ctx.book.needs(rules),
         site_id=site.id if site else None, sampler_id=sampler_id, client_name=client_name,
         client_contact=client_contact, location_text=location_text, note=note)
 

@@ -58,7 +58,7 @@ KIND_NAMES = {
     SampleKind.CLIENT.value: N_("Client sample"),
 }
 STATE_NAMES = {
-    SampleState.REGISTERED.value: N_("Registered"), SampleState.COLLECTED.value: N_("Collected"),
+    SampleState.REGISTERED.value: N_("Registered, not yet sampled"), SampleState.COLLECTED.value: N_("Collected"),
     SampleState.IN_TRANSIT.value: N_("In transit"), SampleState.RECEIVED.value: N_("Received"),
     SampleState.CONDITIONALLY_RECEIVED.value: N_("Conditionally received"),
     SampleState.REJECTED.value: N_("Rejected"), SampleState.IN_STORAGE.value: N_("In storage"),

@@ -118,6 +118,25 @@ def test_dispatch_day_dispatches_every_scheduled_task_of_the_day(db, users, site
     assert set(statuses) == {"dispatched"}
 
 
+def test_dispatching_the_first_task_of_an_approved_plan_activates_the_plan(db, users, site, sampler, registrar):
+    from app.sites.models import MonitoringPlan, PlanStatus
+
+    tm = users["technical_manager"]
+    today = db.calendar.today()
+    with db.transaction() as session:
+        plan = MonitoringPlan(code="PL26-00001", title="二季度例行监测", period_start=today,
+                              period_end=today + timedelta(days=90), status=PlanStatus.APPROVED.value,
+                              created_by_id=tm.id, created_at=registration.utcnow())
+        session.add(plan)
+    task = make_task(db, tm, site, sampler=sampler)
+    with db.transaction() as session:
+        session.get(SamplingTask, task.id).plan_id = plan.id
+    dispatch(db, registrar, task, site, sampler)
+    with db.reading() as session:
+        assert session.get(MonitoringPlan, plan.id).status == PlanStatus.ACTIVE.value
+        assert "plan.activated" in session.scalars(select(AuditEvent.action)).all()
+
+
 # ---------------------------------------------------------------- ad hoc
 
 
@@ -135,6 +154,10 @@ def test_adhoc_sample_without_site_takes_the_adhoc_code(db, registrar, sampler):
     assert sample.sample_no == "WT-260312-001" and sample.kind == "client" and sample.site_id is None
     assert sample.sampler_id == sampler.id and sample.client_name == "江城化工有限公司"
     assert [c.group_code for c in containers] == ["h2so4", "hno3"]
+    with db.reading() as session:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "sample.registered")).one()
+        assert event.after_data["sample_no"] == "WT-260312-001" and event.actor == registrar.username
+        assert [c[0] for c in event.after_data["containers"]] == [c.barcode for c in containers]
 
 
 def test_adhoc_sample_at_a_site(db, registrar, site):
