@@ -111,7 +111,10 @@ def _unit_key(unit: str) -> str:
 
 @dataclass
 class FieldEntryInput:
-    """One act as the phone sends it. Numbers arrive as Decimal (or their text), never floats."""
+    """One act as the phone sends it. Numbers arrive as Decimal (or their text), never floats.
+
+    A sampling entry's `act_at` is the sampling time: a later sampling entry (a new fix, or only a
+    justification) carries the sampling time again, and the latest one stands."""
 
     client_id: str
     sample_no: str
@@ -189,7 +192,8 @@ def _decimal(field_name: str, value: Any) -> Decimal | None:
         number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         raise errors.BadFieldNumber(field=field_name, value=str(value)[:40]) from None
-    if not number.is_finite() or abs(number.adjusted()) > 30:
+    # a reading has a handful of digits; hundreds would only overflow the columns that keep them
+    if not number.is_finite() or abs(number.adjusted()) > 30 or len(number.as_tuple().digits) > 24:
         raise errors.BadFieldNumber(field=field_name, value=str(value)[:40])
     return number
 

@@ -75,7 +75,7 @@ class FieldEntryIn(BaseModel):
     air_temperature: Decimal | None = None
     observations: str = Field("", max_length=2000)
     parameter: str = Field("", max_length=60)
-    value: Decimal | str = Field("", description="the reading as text, e.g. \"7.62\"")
+    value: Decimal | Annotated[str, Field(max_length=60)] = Field("", description="the reading as text, e.g. \"7.62\"")
     unit: str = Field("", max_length=20)
     instrument: str = Field("", max_length=40, description="the field instrument's asset number")
     barcode: str = Field("", max_length=60)
@@ -88,7 +88,7 @@ class FieldEntryIn(BaseModel):
             gps_status=self.gps_status, latitude=self.latitude, longitude=self.longitude,
             accuracy_m=self.accuracy_m, justification=self.justification, weather=self.weather,
             air_temperature=self.air_temperature, observations=self.observations, parameter=self.parameter,
-            value=value[:60], unit=self.unit, instrument=self.instrument, barcode=self.barcode,
+            value=value, unit=self.unit, instrument=self.instrument, barcode=self.barcode,
             task_code=self.task_code,
         )
 

@@ -232,6 +232,8 @@ def test_field_tests_are_refused_with_a_clear_reason(db, dispatched_task, field_
     assert "mg/L" in error.message("en")
     refused(db, dt.sampler, entry(dt.routine, "field_test", parameter="pH", value="7.1e", unit="pH",
                                   instrument="XC-PH-001"), "bad_number")
+    refused(db, dt.sampler, entry(dt.routine, "field_test", parameter="pH", value="7." + "1" * 80, unit="pH",
+                                  instrument="XC-PH-001"), "bad_number")  # no column overflows
     refused(db, dt.sampler, entry(dt.routine, "field_test", parameter="pH", value="7.1", unit="pH"),
             "field_instrument_required")
     refused(db, dt.sampler, entry(dt.routine, "field_test", parameter="pH", value="7.1", unit="pH",
