@@ -78,7 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.samples.field_routes import router as field_router
     from app.samples.routes import router as samples_router
     from app.shell.routes import router as shell_router
+    from app.sites.api import router as sites_api_router
     from app.sites.plan_routes import router as plans_router
+    from app.sites.routes import router as sites_router
 
     app.include_router(shell_router)
     app.include_router(people_router)
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(field_api_router)
     app.include_router(samples_router)
     app.include_router(samples_api_router)
+    app.include_router(sites_router)
+    app.include_router(sites_api_router)
     app.include_router(plans_router)
     handlers.install(app)
     return app

@@ -189,6 +189,8 @@ def parse_coordinate(value: Any, name: str) -> Decimal:
         number = value
     elif isinstance(value, (str, int)) and not isinstance(value, bool):
         raw = str(value).strip().replace("°", "")
+        if not raw:
+            raise errors.FieldRequired(**_label(name))
         try:
             number = Decimal(raw)
         except InvalidOperation:
