@@ -14,7 +14,12 @@ from app import __version__
 from app.config import Settings, get_settings
 from app.core import handlers
 from app.core.db import Database
-from app.core.middleware import BodySizeLimitMiddleware, LanguageMiddleware, SecurityHeadersMiddleware
+from app.core.middleware import (
+    BodySizeLimitMiddleware,
+    LanguageMiddleware,
+    SecurityHeadersMiddleware,
+    tile_image_source,
+)
 from app.core.web import STATIC_DIR, build_templates
 
 SESSION_COOKIE = "lims_session"
@@ -62,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(LanguageMiddleware, default=settings.language)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024)
-    app.add_middleware(SecurityHeadersMiddleware)
+    tiles = tile_image_source(settings.map_tile_url)
+    app.add_middleware(SecurityHeadersMiddleware, extra_img_sources=(tiles,) if tiles else ())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     from app.instruments.api import router as instruments_api_router

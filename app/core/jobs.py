@@ -38,7 +38,16 @@ def instrument_reminders_if_due(db: Database, settings: Settings) -> int | None:
     return reminders_if_due(db, settings)
 
 
-JOBS = (checkpoint_if_due, instrument_reminders_if_due)
+def site_versions_in_force(db: Database, settings: Settings) -> int:
+    """Sites whose approved change took effect since the last tick: their status and current
+    version catch up (reads never depend on it; lists and filters do)."""
+    from app.sites.service import sync_site_states
+
+    with db.transaction() as session:
+        return sync_site_states(session)
+
+
+JOBS = (checkpoint_if_due, instrument_reminders_if_due, site_versions_in_force)
 
 
 async def run_scheduler(db: Database, settings: Settings) -> None:

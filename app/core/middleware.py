@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from http.cookies import SimpleCookie
 
 from starlette.exceptions import HTTPException
@@ -107,19 +108,40 @@ class _TooLarge(HTTPException):
         super().__init__(status_code=413)
 
 
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"same-origin"),
-    (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-     b"script-src 'self'; frame-ancestors 'none'; form-action 'self'"),
-]
+def security_headers(extra_img_sources: tuple[str, ...] = ()) -> list[tuple[bytes, bytes]]:
+    img_src = " ".join(("'self'", "data:", "blob:", *extra_img_sources))
+    return [
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+        (b"content-security-policy",
+         f"default-src 'self'; img-src {img_src}; style-src 'self' 'unsafe-inline'; "
+         "script-src 'self'; frame-ancestors 'none'; form-action 'self'".encode()),
+    ]
+
+
+SECURITY_HEADERS = security_headers()
+_TILE_ORIGIN = re.compile(r"^(https?)://([A-Za-z0-9.*-]+(?::\d{1,5})?)(?:/|$)")
+
+
+def tile_image_source(tile_url: str) -> str | None:
+    """The CSP source that lets the site map load its tiles: the origin of the tile URL, with a
+    Leaflet subdomain placeholder as a wildcard (https://{s}.tile.example.org -> https://*.tile.example.org).
+    None for an empty or same-origin (relative) URL or one that is not http(s)."""
+    url = tile_url.strip().replace("{s}", "*")
+    match = _TILE_ORIGIN.match(url)
+    if not match:
+        return None
+    host = match.group(2)
+    if "*" in host and not host.startswith("*."):
+        return None
+    return f"{match.group(1)}://{host}"
 
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, extra_img_sources: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.headers = security_headers(extra_img_sources)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,7 +150,7 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+                message["headers"] = list(message.get("headers", [])) + self.headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
