@@ -160,9 +160,11 @@
     }).catch(function () { return false; });
   }
 
+  var lastFailure = "";
   function scheduleRetry() {
     clearTimeout(retryTimer);
     failures += 1;
+    lastFailure = new Date().toISOString();
     retryTimer = setTimeout(pump, Math.min(60000, 1000 * Math.pow(2, Math.min(failures, 6))));
   }
 
@@ -185,7 +187,7 @@
           failures = 0;
           blocked = "";
           sent = true;
-          lastResults[head.key] = result.data;
+          notice = result.data && result.data.notice ? result.data.notice.message : "";
           await drop(head.key);
           await changed();
           continue;
@@ -222,7 +224,7 @@
     }
   }
 
-  var lastResults = {};
+  var notice = "";  // what the server wanted the sampler to know about the last entry sent
 
   window.addEventListener("online", function () { failures = 0; render(); pump(); });
   window.addEventListener("offline", function () { render(); });
@@ -303,10 +305,14 @@
       panel.querySelector(".count").textContent = mine.length ? t("n_waiting", { n: mine.length }) : t("nothing_waiting");
       panel.querySelector(".count").dataset.count = String(mine.length);
       var note = doc.getElementById("queue-note");
-      var message = blocked === "auth" ? t("signin") : refused ? t("refused_stop") : others ? t("other_user", { n: others }) : "";
+      var message = blocked === "auth" ? t("signin") : refused ? t("refused_stop")
+        : failures && mine.length && online ? t("unreachable", { time: clock(lastFailure) })
+          : others ? t("other_user", { n: others }) : "";
       if (!store && mine.length) { message = t("no_storage"); }
+      var info = !message && notice;
+      if (info) { message = notice; }
       note.textContent = message;
-      note.className = "flash" + (message ? " bad" : "");
+      note.className = "flash" + (info ? " notice" : message ? " bad" : "");
       note.hidden = !message;
       var list = doc.getElementById("queue-list");
       var openFix = list.querySelector("li.refused input:focus");
@@ -407,7 +413,7 @@
   // After entries reached the server, the parts of the page that show the record are re-read
   // (the forms are left alone, so nothing typed is lost).
   function refreshLive() {
-    if (!doc.querySelector("[data-live]")) { return; }
+    if (!doc.querySelector("[data-live]") || !navigator.onLine) { return; }
     fetch(location.pathname + location.search, { headers: { "Accept": "text/html" }, credentials: "same-origin" })
       .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
       .then(function (html) {
@@ -631,15 +637,24 @@
     return qrLoading;
   }
 
+  function say(note, key) {
+    note.textContent = t(key);
+    note.dataset.state = key;
+  }
+
   function stopCamera() {
     var box = doc.getElementById("qr-box");
     if (box) { box.hidden = true; }
-    if (reader) {
-      var r = reader;
-      reader = null;
-      return r.stop().catch(function () {}).then(function () { try { r.clear(); } catch (e) { /* gone */ } });
+    var r = reader;
+    reader = null;
+    if (!r) { return Promise.resolve(); }
+    var stopping;
+    try {  // html5-qrcode throws (not rejects) when it is not scanning yet
+      stopping = Promise.resolve(r.getState() === 2 ? r.stop() : null);
+    } catch (e) {
+      stopping = Promise.resolve();
     }
-    return Promise.resolve();
+    return stopping.catch(function () {}).then(function () { try { r.clear(); } catch (e) { /* gone */ } });
   }
 
   doc.addEventListener("click", function (event) {
@@ -649,18 +664,27 @@
       var note = doc.getElementById("qr-note");
       var box = doc.getElementById("qr-box");
       box.hidden = false;
-      note.textContent = t("camera_loading");
+      say(note, "camera_loading");
       stopCamera().then(loadScanner).then(function () {
         box.hidden = false;
-        reader = new window.Html5Qrcode("qr-reader");
-        return reader.start({ facingMode: "environment" }, { fps: 10, qrbox: { width: 260, height: 160 } }, function (text) {
+        var mine = new window.Html5Qrcode("qr-reader");
+        reader = mine;
+        return mine.start({ facingMode: "environment" }, { fps: 10, qrbox: { width: 260, height: 160 } }, function (text) {
           stopCamera();
           target.value = text.trim();
           if (target.form && target.form.id === "scan-form") { target.form.requestSubmit(); } else { target.focus(); }
-        }, function () {}).then(function () { note.textContent = t("camera_aim"); });
-      }).catch(function (error) {
-        reader = null;
-        note.textContent = error && error.message === "load" ? t("camera_offline") : t("camera_failed");
+        }, function () {}).then(function () {
+          if (reader !== mine) {  // stopped while the camera was starting
+            reader = mine;
+            return stopCamera();
+          }
+          say(note, "camera_aim");
+        }, function () {
+          if (reader === mine) { reader = null; }
+          say(note, "camera_failed");
+        });
+      }).catch(function () {
+        say(note, "camera_offline");
       });
       return;
     }
