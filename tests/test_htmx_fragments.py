@@ -8,7 +8,9 @@ from tests.conftest import login
 
 LIST_PAGES = ["/people/users?q=a", "/instruments?q=a", "/instruments/impact?status=open",
               "/instruments/confirmations", "/oversight/audit", "/reference-materials?q=a",
-              "/reference-materials/units?q=a", "/reference-materials/reagents", "/reference-materials/solutions"]
+              "/reference-materials/units?q=a", "/reference-materials/reagents", "/reference-materials/solutions",
+              "/sites?q=a", "/sites/requests", "/plans?q=a", "/tasks?date_from=",
+              "/samples?q=WS01"]
 
 
 @pytest.mark.parametrize("path", LIST_PAGES)

@@ -158,8 +158,43 @@ def make_objects(db, users, data_path: Path | None = None) -> dict[str, Any]:
                                         check_permission=False)
         people = {"user_id": target.id, "grant_id": proposed.id, "active_grant_id": active.id,
                   "token_id": token.id, "seq": 1}
+    from tests.samples.field_fixtures import make_field_objects
+
     return {**people, **make_instrument_objects(db, users["technical_manager"], data_path),
-            **make_material_objects(db, users["technical_manager"], data_path)}
+            **make_material_objects(db, users["technical_manager"], data_path),
+            **make_site_objects(db, users), **make_plan_objects(db, users),
+            **make_field_objects(db, users, data_path)}
+
+
+def make_site_objects(db, users) -> dict[str, Any]:
+    """A site with a suspension request awaiting its decision."""
+    from app.sites import service as sites
+    from app.sites.models import Site
+    from tests.sites.conftest import make_site
+
+    site = make_site(db, users["technical_manager"], users["quality_manager"], "OBJ-01")
+    with db.transaction() as session:
+        request = sites.propose_change(session, users["technical_manager"], session.get(Site, site.id),
+                                       kind="suspend", proposal=None, reason="施工")
+    return {"site_code": site.code, "site_request_id": request.id}
+
+
+def make_plan_objects(db, users) -> dict[str, Any]:
+    """A monitoring plan approved with its tasks: its code and its first task's code."""
+    from app.sites import plans
+    from app.sites.models import Site
+    from tests.sites.conftest import make_site
+
+    technical, quality = users["technical_manager"], users["quality_manager"]
+    site = make_site(db, technical, quality, "WS90")
+    today = db.calendar.today()
+    with db.transaction() as session:
+        plan = plans.create_plan(session, technical, title="权限检查计划", period_start=today,
+                                 period_end=today + timedelta(days=30))
+        plans.add_plan_line(session, technical, plan, site=session.get(Site, site.id), parameters=["COD"],
+                            frequency="weekly", day_in_period=7, sampler=users["sampler"])
+        [task, *_] = plans.approve_plan(session, technical, plan)
+        return {"plan_code": plan.code, "task_code": task.code}
 
 
 def make_material_objects(db, technical, data_path: Path | None) -> dict[str, Any]:

@@ -179,7 +179,7 @@ def make_field_objects(db: Database, users: dict[str, User], data_path: Any) -> 
     """For tests/test_permissions.py `make_objects`: a dispatched routine sample at site WS77 (made
     through the sites service, so its pages can show it) with a photo, so
     /api/v1/samples/{sample_no}/photos/{photo_id}, its thumbnail and the field-record routes have
-    something to serve (keys: sample_no, photo_id)."""
+    something to serve (keys: sample_no, photo_id, container_barcode)."""
     from app.sites import service as sites
     from tests.samples.conftest import TASK_PARAMETERS, dispatch, make_task
 
@@ -194,4 +194,4 @@ def make_field_objects(db: Database, users: dict[str, User], data_path: Any) -> 
         site = sites.site_by_code(session, "WS77")
     dt = dispatch(db, users["custodian"], make_task(db, technical, site, sampler=sampler), site, sampler)
     photo = upload(db, sampler, file_store(data_path), dt.routine, jpeg_bytes()).photo
-    return {"sample_no": dt.routine.sample_no, "photo_id": photo.id}
+    return {"sample_no": dt.routine.sample_no, "photo_id": photo.id, "container_barcode": dt.barcodes()[0]}
