@@ -92,15 +92,16 @@ def code128_svg(text: str, *, module_width: float = 1, height: float = 40) -> Ma
 
 
 def _bars_svg(modules: str, *, module_width: float = 1, height: float = 40) -> Markup:
-    """One <rect> per run of dark modules."""
+    """One <path> with a closed rectangle per run of dark modules: a sheet of labels is a few
+    SVG nodes per label rather than one per bar, which WeasyPrint styles and draws node by node."""
     total = len(modules) + 2 * CODE128_QUIET_ZONE
-    bars = "".join(f'<rect x="{match.start() + CODE128_QUIET_ZONE}" y="0" width="{match.end() - match.start()}" '
-                   f'height="{height:g}"/>' for match in _BARS.finditer(modules))
+    bars = "".join(f"M{match.start() + CODE128_QUIET_ZONE} 0h{match.end() - match.start()}v{height:g}"
+                   f"h-{match.end() - match.start()}z" for match in _BARS.finditer(modules))
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="code128" width="{total * module_width:g}" '
         f'height="{height:g}" viewBox="0 0 {total} {height:g}" preserveAspectRatio="none" '
         f'shape-rendering="crispEdges"><rect width="{total}" height="{height:g}" fill="#fff"/>'
-        f'<g fill="#000">{bars}</g></svg>')
+        f'<path fill="#000" d="{bars}"/></svg>')
 
 
 def qr_svg(text: str, *, scale: float = 1) -> Markup:
@@ -200,6 +201,7 @@ class BarcodeTooWide(InvalidInput):
 
 
 QR_TEXT_GAP_MM = 1.2
+BARS_GAP_MM = 0.6  # between the text (or QR) and the bars
 # The narrowest bar printed (X-dimension): 5 mil, one dot of a 203-dpi thermal printer and about
 # the finest general-purpose scanners resolve.
 MIN_MODULE_MM = 0.125
@@ -221,6 +223,9 @@ class _Placed:
     qr_size_mm: float
     text_width_mm: float
     code_font_pt: float
+    text_top_mm: float = 0  # from the padding edge; the text block beside a QR is centred on it
+    bars_top_mm: float = 0  # from the padding edge to the top of the bars
+    code_height_mm: float = 0  # the code line under the bars
 
 
 def _bars_width_mm(label: Label, modules: int, available_mm: float, fmt: LabelFormat) -> float:
@@ -254,8 +259,16 @@ def _place(label: Label, fmt: LabelFormat) -> _Placed:
     code_width = inner_width if bars else text_width
     fitting_pt = code_width / (len(label.code) * _MONO_ADVANCE_EM * _MM_PER_PT)
     code_font = max(MIN_CODE_FONT_PT, min(fmt.font_size_pt, fitting_pt))
+    # Positions are computed here rather than by flex layout, which WeasyPrint runs per label at
+    # several times the cost of absolute boxes. Line boxes are line-height 1.2 em (the template's).
+    em_mm = fmt.font_size_pt * _MM_PER_PT
+    text_height = (1.1 + len(label.lines) + (0 if bars or not qr else code_font / fmt.font_size_pt)) * 1.2 * em_mm
+    head_height = max(qr_size, text_height)
+    text_top = max(0.0, (qr_size - text_height) / 2) if qr else 0.0
+    code_height = code_font * _MM_PER_PT * 1.2 if bars else 0.0
     return _Placed(label, bars, round(bars_width, 3), round(bars_left, 3), qr, round(qr_size, 3),
-                   round(text_width, 3), round(code_font, 2))
+                   round(text_width, 3), round(code_font, 2), round(text_top, 3),
+                   round(head_height + BARS_GAP_MM, 3), round(code_height, 3))
 
 
 def render_labels(labels: Sequence[Label], fmt: LabelFormat = THERMAL_50x30, *, start_at: int = 0) -> bytes:

@@ -82,15 +82,19 @@ def cell(page: Image.Image, position: int) -> Image.Image:
 
 
 def modules_from_svg(svg: str) -> str:
-    """The module string drawn by code128_svg: the rects of the bars back into '1'/'0', quiet zones
-    included."""
+    """The module string drawn by code128_svg: the path's bar rectangles back into '1'/'0',
+    quiet zones included."""
     total = int(re.search(r'viewBox="0 0 (\d+) ', svg).group(1))
+    height = re.search(r'viewBox="0 0 \d+ ([\d.]+)"', svg).group(1)
     modules = ["0"] * total
-    bars = re.search(r'<g fill="#000">(.*)</g>', svg).group(1)
-    for x, width in re.findall(r'<rect x="(\d+)" y="0" width="(\d+)"', bars):
+    path = re.search(r'<path fill="#000" d="([^"]*)"/>', svg).group(1)
+    bars = re.findall(r"M(\d+) 0h(\d+)v([\d.]+)h-(\d+)z", path)
+    assert "".join(f"M{x} 0h{w}v{h}h-{back}z" for x, w, h, back in bars) == path, "path holds only bars"
+    for x, width, bar_height, back in bars:
+        assert width == back and bar_height == height, "a bar is a full-height rectangle"
         assert modules[int(x):int(x) + int(width)] == ["0"] * int(width), "bars overlap"
         modules[int(x):int(x) + int(width)] = ["1"] * int(width)
-    assert len(re.findall(r"<rect ", bars)) == len(re.findall(r"1+", "".join(modules))), "runs not merged"
+    assert len(bars) == len(re.findall(r"1+", "".join(modules))), "runs not merged"
     return "".join(modules)
 
 
