@@ -168,8 +168,18 @@
     retryTimer = setTimeout(pump, Math.min(60000, 1000 * Math.pow(2, Math.min(failures, 6))));
   }
 
-  async function pump() {
-    if (pumping || !navigator.onLine) { return; }
+  // One tab sends at a time (the queue is shared by the tabs of this browser).
+  function pump() {
+    if (pumping || !navigator.onLine) { return Promise.resolve(); }
+    if (navigator.locks && navigator.locks.request) {
+      return navigator.locks.request(QUEUE_ID, { ifAvailable: true }, function (lock) { return lock ? drain() : null; })
+        .catch(function () { return drain(); });
+    }
+    return drain();
+  }
+
+  async function drain() {
+    if (pumping) { return; }
     pumping = true;
     var sent = false;
     var tokenRefreshed = false;

@@ -38,15 +38,16 @@ from app.core.web import render, see_other
 from app.people.models import User
 from app.samples import field
 from app.samples.models import ContainerState, FieldEntry, PreservationRule, Sample, SampleKind
+from app.samples.registration import container_by_barcode, sample_by_no
 from app.sites import plans
 from app.sites.models import SamplingTask
+from app.sites.plan_errors import TaskNotFound
 
 router = APIRouter()
 
 BASE = "/field"
 TaskCode = Annotated[str, Path(max_length=40)]
 SampleNo = Annotated[str, Path(max_length=60)]
-Short = Annotated[str, Form(max_length=200)]
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ENTRY_FIELDS = ("client_id", "sample_no", "kind", "act_at", "reason", "gps_status", "latitude", "longitude",
                 "accuracy_m", "justification", "weather", "air_temperature", "observations", "parameter",
@@ -93,13 +94,6 @@ class MalformedEntry(InvalidInput):
     code = "malformed_field_entry"
     message_zh = "现场记录格式无效：{detail_zh}"
     message_en = "The field entry is malformed: {detail_en}"
-
-
-class FieldTaskNotFound(DomainError):
-    code = "task_not_found"
-    http_status = 404
-    message_zh = "找不到采样任务 {code}。"
-    message_en = "No sampling task {code}."
 
 
 # ---------------------------------------------------------------- the pages' read models
@@ -192,10 +186,7 @@ FILLABLE = (ContainerState.PREPARED.value, ContainerState.ISSUED.value)
 def task_page(session: Session, user: User, code: str, permissions: frozenset[Permission]) -> TaskPage:
     """The task, its site, and per sample its containers and field record. The frame is one
     read (plans.task_view); each sample's record is the field service's fold."""
-    try:
-        task = plans.task_by_code(session, code)
-    except DomainError:
-        raise FieldTaskNotFound(code=code.strip()[:40] or "—") from None
+    task = plans.task_by_code(session, code)
     view = plans.task_view(session, task)
     tests = {rule.parameter: rule for rule in view.field_tests}
     numbers = {line.sample.id: line.sample.sample_no for line in view.samples}
@@ -292,7 +283,17 @@ def task(request: Request, session: DbSession, task_code: TaskCode,
 # ---------------------------------------------------------------- a field entry
 
 
-async def entry_fields(request: Request) -> dict[str, Any]:
+@dataclass
+class SentEntry:
+    """What the phone sent: the entry's fields, whether as JSON (the queue) or as a plain form,
+    and, for a plain form, every sample it ticked."""
+
+    fields: dict[str, Any]
+    as_json: bool
+    samples: list[str]
+
+
+async def entry_fields(request: Request) -> SentEntry:
     """The entry as sent: a JSON object from the phone's queue, or a plain form (no JavaScript)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
@@ -302,15 +303,14 @@ async def entry_fields(request: Request) -> dict[str, Any]:
             raise MalformedEntry(detail_zh="不是有效的 JSON", detail_en="not valid JSON") from None
         if not isinstance(data, dict):
             raise MalformedEntry(detail_zh="应为一个 JSON 对象", detail_en="a JSON object expected")
-        return {"_json": True, **data}
+        return SentEntry(data, True, [])
     if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         try:
             form = await request.form()
         except Exception:  # a broken multipart body
             raise MalformedEntry(detail_zh="表单无法解析", detail_en="the form cannot be read") from None
-        fields: dict[str, Any] = {name: form.get(name) for name in form}
-        fields["_samples"] = [v for v in form.getlist("sample_no") if isinstance(v, str) and v.strip()]
-        return fields
+        samples = [v.strip() for v in form.getlist("sample_no") if isinstance(v, str) and v.strip()]
+        return SentEntry({name: form.get(name) for name in form}, False, samples)
     raise MalformedEntry(detail_zh="应为 JSON 或表单", detail_en="JSON or a form expected")
 
 
@@ -387,30 +387,29 @@ def outcome_json(outcome: field.FieldEntryOutcome, entry: field.FieldEntryInput)
 
 @router.post(f"{BASE}/entries", include_in_schema=False)
 def record_entry(request: Request, session: DbSession, user: User = require(Permission.FIELD_RECORD),
-                 data: dict[str, Any] = Depends(entry_fields)):
+                 sent: SentEntry = Depends(entry_fields)):
     """One act in the field. From the queue (JSON): {status: recorded|duplicate, ...} or problem
     JSON. From a plain form: back to the task page, or the page with the refusal."""
-    as_json = bool(data.pop("_json", False))
-    samples = data.pop("_samples", None) or [data.get("sample_no")]
+    data = sent.fields
     try:
         entry = entry_input(data)
         if entry.kind == "container" and not entry.sample_no and entry.barcode:
             # a scan from a page without JavaScript: the container says whose it is
             entry.sample_no = sample_of_container(session, entry.barcode)
-        for n, sample_no in enumerate(samples):
-            # a plain form ticking several samples: one entry each, ids derived from the form's
-            if len(samples) > 1:
-                entry.sample_no, entry.client_id = _text({"s": sample_no}, "s"), f"{data.get('client_id')}-{n}"
-            if not as_json and not _text(data, "act_at"):
-                entry.act_at = _first_submission_time(session, entry.client_id) or entry.act_at
+        form_id, now = entry.client_id, entry.act_at
+        for n, sample_no in enumerate(sent.samples or [entry.sample_no]):
+            if len(sent.samples) > 1:  # a plain form ticking several samples: one entry each
+                entry.sample_no, entry.client_id = sample_no[:60], f"{form_id[:56]}-{n}"
+            if not sent.as_json and not _text(data, "act_at"):
+                entry.act_at = _first_submission_time(session, entry.client_id) or now
             outcome = _record(request, session, user, entry)
     except DomainError as error:
-        if as_json:
+        if sent.as_json:
             return problem(request, error)
         if not shown_in_page(error):
             raise
         return _back_with_refusal(request, session, user, data, error)
-    if as_json:
+    if sent.as_json:
         return JSONResponse(outcome_json(outcome, entry), status_code=201 if outcome.created else 200)
     return see_other(request, _back_url(session, data, entry.sample_no))
 
@@ -423,8 +422,6 @@ def _first_submission_time(session: Session, client_id: str) -> datetime | None:
 
 def sample_of_container(session: Session, barcode: str) -> str:
     """The number of the sample a scanned container belongs to (its clear refusals pass on)."""
-    from app.samples.registration import container_by_barcode
-
     container = container_by_barcode(session, barcode)
     return session.get(Sample, container.sample_id).sample_no
 
@@ -458,7 +455,7 @@ def _back_with_refusal(request: Request, session: Session, user: User, data: dic
         raise error
     try:
         return _task_page(request, session, user, code, error=error)
-    except FieldTaskNotFound:
+    except TaskNotFound:
         raise error from None
 
 
@@ -524,9 +521,7 @@ def sign(request: Request, session: DbSession, sample_no: SampleNo,
          password: Annotated[str, Form(max_length=200)] = "", user: User = require(Permission.FIELD_RECORD)):
     """The sampler signs the sample's field record (meaning `sampled`) with the password again.
     A plain form post: it needs the network anyway, and works without JavaScript."""
-    sample = session.scalars(_sample_query(sample_no)).first()
-    if sample is None:
-        raise field.errors.FieldSampleNotFound(sample_no=sample_no.strip()[:40] or "—")
+    sample = sample_by_no(session, sample_no)
     code = _task_code_of(session, {}, sample.sample_no)
     try:
         with committing(session):
