@@ -1,7 +1,7 @@
 """label_pdf: an A4 PDF of 1,000 container labels, 24 to a sheet.
 
 Size: ten units per label (default 10,000 = 1,000 labels), rounded up to whole samples of three
-containers. A label costs WeasyPrint tens of milliseconds (its bars are SVG rectangles), so a
+containers. A label costs WeasyPrint tens of milliseconds (layout and drawing), so a
 size shared with the other scenarios (the smoke test's 2,500) stays a PDF of 250 labels rather
 than a quarter of an hour of rendering.
 
