@@ -64,6 +64,9 @@ SAMPLE_STATES = {
     "received": N_("Received"), "conditionally_received": N_("Conditionally received"), "rejected": N_("Rejected"),
     "in_storage": N_("In storage"), "cancelled": N_("Cancelled"),
 }
+# who may know which samples are field QC (the analyst stays blind, DOMAIN.md §3): as the sample pages
+QC_READERS = frozenset({Permission.SITES_MANAGE, Permission.SAMPLES_REGISTER, Permission.FIELD_RECORD,
+                        Permission.SITES_APPROVE, Permission.AUDIT_READ})
 # the sampler works the routine sample first; the QC samples follow it
 KIND_ORDER = {"routine": 0, "client": 0, "field_duplicate": 1, "field_blank": 2, "transport_blank": 3}
 KIND_NAMES = {
@@ -108,10 +111,16 @@ class SamplePanel:
     duplicate_of: str
     record: field.FieldRecordView
     field_tests: list[PreservationRule]
+    sees_qc: bool = True
+
+    @property
+    def kind(self) -> str:
+        """The sample's kind, or "" for a reader who must stay blind to field QC."""
+        return self.sample.kind if self.sees_qc else ""
 
     @property
     def kind_name(self) -> str:
-        return str(KIND_NAMES.get(self.sample.kind, self.sample.kind))
+        return str(KIND_NAMES.get(self.kind, N_("Sample")))
 
     @property
     def is_qc(self) -> bool:
@@ -190,13 +199,14 @@ def task_page(session: Session, user: User, code: str, permissions: frozenset[Pe
     view = plans.task_view(session, task)
     tests = {rule.parameter: rule for rule in view.field_tests}
     numbers = {line.sample.id: line.sample.sample_no for line in view.samples}
+    sees_qc = bool(QC_READERS & permissions)
     panels = []
     for line in view.samples:
         sample = line.sample
         record = field.field_record(session, sample)
-        panels.append(SamplePanel(sample, numbers.get(sample.duplicate_of_id or 0, ""), record,
-                                  [tests[p] for p in record.requested_field_tests if p in tests]))
-    panels.sort(key=lambda p: (KIND_ORDER.get(p.sample.kind, 9), p.sample.sample_no))
+        panels.append(SamplePanel(sample, numbers.get(sample.duplicate_of_id or 0, "") if sees_qc else "", record,
+                                  [tests[p] for p in record.requested_field_tests if p in tests], sees_qc))
+    panels.sort(key=lambda p: (KIND_ORDER.get(p.kind, 0), p.sample.sample_no))
     can_record = task.sampler_id == user.id and Permission.FIELD_RECORD in permissions
     return TaskPage(view, panels, can_record, settings_of(session).gps_warning_radius_m)
 

@@ -131,6 +131,18 @@ def test_the_inspector_reads_the_task_page_without_forms(client, dispatched_task
     assert dispatched_task.routine.sample_no in page.text
 
 
+def test_an_analyst_reads_the_task_page_blind_to_field_qc(client, dispatched_task):
+    """Field blanks and duplicates are coded like ordinary samples so the analyst stays blind
+    (DOMAIN.md §3): the page names none of them to an analyst."""
+    login(client, "analyst")
+    client.cookies.set("lims_lang", "en")
+    page = client.get(f"/field/tasks/{dispatched_task.task.code}")
+    assert page.status_code == 200
+    for word in ("Field blank", "Field duplicate", "Routine sample", "Reagent water"):
+        assert word not in page.text
+    assert page.text.count('<span class="badge kind">Sample</span>') == len(dispatched_task.samples)
+
+
 # ---------------------------------------------------------------- entries from the queue (JSON)
 
 
