@@ -139,6 +139,12 @@ class KeysetPage(Generic[T]):
     next_cursor: Any | None
 
 
+def pager_base(path: str, params: dict[str, Any]) -> str:
+    """The list's address with its filters, ready for `page=N` to be appended."""
+    filters = query_string(params)
+    return f"{path}?{filters}&" if filters else f"{path}?"
+
+
 def query_string(params: dict[str, Any], **changes: Any) -> str:
     merged = {**params, **changes}
     return urlencode({k: v for k, v in merged.items() if v not in (None, "")})

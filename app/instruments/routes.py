@@ -30,7 +30,7 @@ from app.core.i18n import N_, current_language
 from app.core.labtime import LabCalendar, lab_calendar
 from app.core.permissions import Permission
 from app.core.registry import NavItem, ScanHit, Worklist, add_nav, add_scan_resolver, add_worklist
-from app.core.web import query_string, render, see_other
+from app.core.web import pager_base, query_string, render, see_other
 from app.instruments import errors, impact, queries, service
 from app.instruments.models import Instrument, InstrumentAttachment, InstrumentKind, InstrumentStatus
 from app.people.models import User
@@ -164,9 +164,8 @@ def instrument_list(request: Request, session: DbSession, q: str = Query("", max
     settings = request.app.state.settings
     result = queries.search_instruments(session, q=q, status=status, kind=kind, page=page, size=settings.page_size)
     params = {"q": q.strip(), "status": status, "kind": kind}
-    filters = query_string(params)
     return render(request, "instruments/list.html", {
-        "page": result, "filters": params, "pager_base": f"/instruments?{filters}&" if filters else "/instruments?",
+        "page": result, "filters": params, "pager_base": pager_base("/instruments", params),
         "statuses": list(InstrumentStatus), "valid_until": last_valid_day(lab_calendar(session)),
     }, block="results")
 

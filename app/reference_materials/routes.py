@@ -34,7 +34,7 @@ from app.core.i18n import N_, current_language, gettext
 from app.core.labtime import lab_calendar
 from app.core.permissions import Permission
 from app.core.registry import NavItem, ScanHit, add_nav, add_scan_resolver
-from app.core.web import query_string, render, see_other
+from app.core.web import pager_base, render, see_other
 from app.instruments.service import Upload
 from app.people.models import User
 from app.reference_materials import errors, service, views
@@ -227,9 +227,6 @@ def item_url(barcode: str) -> str:
 # ---------------------------------------------------------------- the lists
 
 
-def _pager_base(path: str, params: dict[str, str]) -> str:
-    filters = query_string(params)
-    return f"{path}?{filters}&" if filters else f"{path}?"
 
 
 @router.get(BASE, include_in_schema=False)
@@ -240,7 +237,7 @@ def material_list(request: Request, session: DbSession, q: Search = "",
     result = views.search_materials(session, q=q, stock=stock, page=page, size=size)
     params = {"q": q.strip(), "stock": stock}
     return page_of(request, session, "reference_materials/list.html", {
-        "page": result, "filters": params, "pager_base": _pager_base(BASE, params), "tab": "materials",
+        "page": result, "filters": params, "pager_base": pager_base(BASE, params), "tab": "materials",
     }, block="results")
 
 
@@ -253,7 +250,7 @@ def unit_list(request: Request, session: DbSession, q: Search = "",
     result = views.search_units(session, q=q, state=state, due=due, page=page, size=size)
     params = {"q": q.strip(), "state": state, "due": due}
     return page_of(request, session, "reference_materials/units.html", {
-        "page": result, "filters": params, "pager_base": _pager_base(f"{BASE}/units", params), "tab": "units",
+        "page": result, "filters": params, "pager_base": pager_base(f"{BASE}/units", params), "tab": "units",
         "states": [s.value for s in UnitState], "window_days": lab_calendar(session).due_soon.days,
     }, block="results")
 
@@ -267,7 +264,7 @@ def reagent_list(request: Request, session: DbSession, q: Search = "",
     result = views.search_reagents(session, q=q, state=state, due=due, page=page, size=size)
     params = {"q": q.strip(), "state": state, "due": due}
     return page_of(request, session, "reference_materials/reagents.html", {
-        "page": result, "filters": params, "pager_base": _pager_base(f"{BASE}/reagents", params),
+        "page": result, "filters": params, "pager_base": pager_base(f"{BASE}/reagents", params),
         "tab": "reagents", "states": [s.value for s in ReagentState],
         "window_days": lab_calendar(session).due_soon.days,
     }, block="results")
@@ -296,7 +293,7 @@ def due_list(request: Request, session: DbSession,
         total = queries.count_expired_in_stock(session)
     return page_of(request, session, "reference_materials/due.html", {
         "page": Page(rows, page, size, total), "list": which, "title": str(DUE_LISTS[which]) % {"days": days},
-        "pager_base": _pager_base(f"{BASE}/due", {"list": which}), "tab": "due", "window_days": days,
+        "pager_base": pager_base(f"{BASE}/due", {"list": which}), "tab": "due", "window_days": days,
     }, block="results")
 
 

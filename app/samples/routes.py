@@ -30,7 +30,7 @@ from app.core.errors import DomainError, InvalidInput, NotAuthenticated, Permiss
 from app.core.i18n import N_, current_language
 from app.core.permissions import Permission
 from app.core.registry import NavItem, ScanHit, add_nav, add_scan_resolver
-from app.core.web import query_string, render, see_other
+from app.core.web import pager_base, render, see_other
 from app.people.models import User
 from app.samples import errors, labels, queries, registration
 from app.samples.models import PreservationRule, Sample, SampleKind, SampleState
@@ -212,9 +212,6 @@ def form_choices(session: Session) -> dict[str, Any]:
     return {"rules_by_matrix": by_matrix, "samplers": samplers_now(session), "matrices": registration.MATRICES}
 
 
-def _pager_base(path: str, params: dict[str, str]) -> str:
-    filters = query_string(params)
-    return f"{path}?{filters}&" if filters else f"{path}?"
 
 
 # ---------------------------------------------------------------- the worklist
@@ -233,7 +230,7 @@ def sample_list(request: Request, session: DbSession, q: Filter = "",
     result = queries.search_samples(session, filters, page=page, size=size)
     params = filters.as_params()
     return show(request, "samples/list.html", {
-        "page": result, "filters": params, "pager_base": _pager_base(BASE, params),
+        "page": result, "filters": params, "pager_base": pager_base(BASE, params),
         "states": queries.STATES, "kinds": queries.KINDS,
     }, block="results")
 

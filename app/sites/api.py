@@ -8,15 +8,13 @@ ISO 8601 in UTC.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from app.core.auth import DbSession, require
-from app.core.db import utcnow
-from app.core.errors import InvalidInput
+from app.core.moments import parse_moment
 from app.core.permissions import Permission
 from app.people.models import User
 from app.sites import service, views
@@ -26,19 +24,10 @@ router = APIRouter(tags=["sites"])
 
 BASE = "/api/v1/sites"
 MAX_PAGE_SIZE = 200
-EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
-# "+08:00" sent unencoded in a query string arrives as " 08:00": read it as the offset it was
-OFFSET_SENT_AS_SPACE = re.compile(r"(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?) (\d{2}(:?\d{2})?)$")
 KINDS = "|".join(k.value for k in SiteKind)
 STATUSES = "|".join(s.value for s in SiteStatus)
 
 
-class InvalidMoment(InvalidInput):
-    code = "invalid_time"
-    message_zh = ("时间 at 无效：请使用带时区的 ISO 8601 时间（例如 2026-05-01T09:30:00+08:00 或 "
-                  "2026-05-01T01:30:00Z），年份在 1900–2999 之间；查询串中的 + 写作 %2B。")
-    message_en = ("Invalid time `at`: give an ISO 8601 time with its offset (e.g. 2026-05-01T09:30:00+08:00 or "
-                  "2026-05-01T01:30:00Z) between the years 1900 and 2999; write + as %2B in a query string.")
 
 
 class ParameterOut(BaseModel):
@@ -97,23 +86,6 @@ class SiteDetailOut(BaseModel):
     open_request_id: int | None
 
 
-def parse_moment(raw: str | None) -> datetime:
-    if raw is None or not raw.strip():
-        return utcnow()
-    cleaned = OFFSET_SENT_AS_SPACE.sub(r"\1+\4", raw.strip())
-    try:
-        moment = datetime.fromisoformat(cleaned)
-    except ValueError:
-        raise InvalidMoment() from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InvalidMoment()
-    try:
-        moment = moment.astimezone(UTC)
-    except OverflowError:
-        raise InvalidMoment() from None
-    if not EARLIEST <= moment < LATEST:
-        raise InvalidMoment()
-    return moment
 
 
 def version_json(version: SiteVersion, parameters: list[SiteVersionParameter], approver: User | None) -> VersionOut:

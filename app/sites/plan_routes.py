@@ -29,7 +29,7 @@ from app.core.i18n import N_, current_language
 from app.core.labtime import lab_calendar
 from app.core.permissions import Permission
 from app.core.registry import NavItem, ScanHit, Worklist, add_nav, add_scan_resolver, add_worklist
-from app.core.web import query_string, render, see_other
+from app.core.web import pager_base, render, see_other
 from app.people.models import User
 from app.sites import plan_errors as errors
 from app.sites import plans
@@ -159,9 +159,6 @@ def next_quarter(today: date) -> tuple[date, date]:
     return start, date(index // 12, index % 12 + 1, 1) - timedelta(days=1)
 
 
-def _pager_base(path: str, params: dict[str, str]) -> str:
-    filters = query_string(params)
-    return f"{path}?{filters}&" if filters else f"{path}?"
 
 
 def _choices(session: Session) -> dict[str, Any]:
@@ -180,7 +177,7 @@ def plan_list(request: Request, session: DbSession, q: Annotated[str, Query(max_
     result = plans.search_plans(session, q=q, status=status, page=page, size=size)
     params = {"q": q.strip(), "status": status}
     return render(request, "plans/list.html", {
-        "page": result, "filters": params, "pager_base": _pager_base("/plans", params),
+        "page": result, "filters": params, "pager_base": pager_base("/plans", params),
         "statuses": list(PlanStatus),
     }, block="results")
 
@@ -315,7 +312,7 @@ def task_list(request: Request, session: DbSession, date_from: DayQuery = None, 
               "date_to": filters.date_to.isoformat() if filters.date_to else "",
               "sampler": sampler, "site": site.strip().upper(), "status": status, "plan": plan.strip().upper()}
     return render(request, "tasks/list.html", {
-        "page": result, "filters": params, "pager_base": _pager_base("/tasks", params), "today": today,
+        "page": result, "filters": params, "pager_base": pager_base("/tasks", params), "today": today,
         "statuses": list(TaskStatus), "samplers": plans.samplers_now(session),
     }, block="results")
 

@@ -30,7 +30,7 @@ from app.core.i18n import N_, current_language
 from app.core.labtime import lab_calendar
 from app.core.permissions import Permission
 from app.core.registry import NavItem, ScanHit, Worklist, add_nav, add_scan_resolver, add_worklist
-from app.core.web import query_string, render, see_other
+from app.core.web import pager_base, render, see_other
 from app.people.models import User
 from app.samples.models import PreservationRule
 from app.sites import errors, service, views
@@ -124,9 +124,6 @@ def request_url(request_id: int) -> str:
     return f"{BASE}/requests/{request_id}"
 
 
-def _pager_base(path: str, params: dict[str, str]) -> str:
-    filters = query_string(params)
-    return f"{path}?{filters}&" if filters else f"{path}?"
 
 
 def parameter_choices(session: Session) -> list[tuple[str, list[PreservationRule]]]:
@@ -219,7 +216,7 @@ def site_list(request: Request, session: DbSession, q: Search = "",
     result = views.search_sites(session, q=q, kind=kind, status=status, page=page, size=size)
     params = {"q": q.strip(), "kind": kind, "status": status}
     return page_of(request, "sites/list.html", {
-        "page": result, "filters": params, "pager_base": _pager_base(BASE, params), "tab": "sites",
+        "page": result, "filters": params, "pager_base": pager_base(BASE, params), "tab": "sites",
         "kinds": [k.value for k in SiteKind], "statuses": [s.value for s in SiteStatus],
     }, block="results")
 
@@ -282,7 +279,7 @@ def request_list(request: Request, session: DbSession,
     result = views.search_requests(session, status=shown, page=page, size=size)
     params = {"status": status}
     return page_of(request, "sites/requests.html", {
-        "page": result, "filters": {"status": shown}, "pager_base": _pager_base(f"{BASE}/requests", params),
+        "page": result, "filters": {"status": shown}, "pager_base": pager_base(f"{BASE}/requests", params),
         "tab": "requests", "request_filters": views.REQUEST_FILTERS,
     }, block="results")
 
