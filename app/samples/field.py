@@ -31,9 +31,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import and_, literal, select, union_all
+from sqlalchemy import and_, literal, or_, select, union_all
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.util import identity_key
 
 from app.config import settings_of
 from app.core import audit
@@ -790,49 +792,126 @@ def _photo_view(photo: SamplePhoto, taken_by: str, sampling_time: datetime | Non
 
 def field_record(session: Session, sample: Sample) -> FieldRecordView:
     """The fold of a sample's entries with its photos, containers, revisions and signatures
-    (each signature checked against the content it claims to bind). A handful of queries."""
-    task = session.get(SamplingTask, sample.task_id) if sample.task_id else None
-    site_id = _site_id(sample, task)
-    site = session.get(Site, site_id) if site_id else None
+    (each signature checked against the content it claims to bind): `field_records` of one."""
+    return field_records(session, [sample])[sample.id]
+
+
+def field_records(session: Session, samples: Iterable[Sample]) -> dict[int, FieldRecordView]:
+    """The field records of many samples (a task's), by sample id, in a fixed number of queries
+    whatever the number of samples: each kind of row is read for all of them at once and the
+    per-sample fold is done in memory, so a task page does not cost a record's reads per sample."""
+    by_id = {s.id: s for s in samples}
+    if not by_id:
+        return {}
+    ids = list(by_id)
+    task_ids = {s.task_id for s in by_id.values() if s.task_id}
+    tasks = _rows_by_id(session, SamplingTask, task_ids)
+    sites = _rows_by_id(session, Site, {sid for s in by_id.values() if (sid := _site_id(s, tasks.get(s.task_id)))})
+
     entered_by = aliased(User)
-    rows = session.execute(
+    entries: dict[int, list[EntryView]] = defaultdict(list)
+    for e, zh, en, asset, barcode in session.execute(
         select(FieldEntry, entered_by.display_name_zh, entered_by.display_name_en, Instrument.asset_no,
                Container.barcode)
         .join(entered_by, entered_by.id == FieldEntry.entered_by_id)
         .outerjoin(Instrument, Instrument.id == FieldEntry.instrument_id)
         .outerjoin(Container, Container.id == FieldEntry.container_id)
-        .where(FieldEntry.sample_id == sample.id).order_by(FieldEntry.id)
-    ).all()
-    entries = [EntryView(e, json.loads(e.payload), _printed(zh, en), asset or "", barcode or "")
-               for e, zh, en, asset, barcode in rows]
-    containers = list(session.scalars(select(Container).where(Container.sample_id == sample.id)
-                                      .order_by(Container.position, Container.id)))
+        .where(FieldEntry.sample_id.in_(ids)).order_by(FieldEntry.id)
+    ):
+        entries[e.sample_id].append(EntryView(e, json.loads(e.payload), _printed(zh, en), asset or "", barcode or ""))
+    containers: dict[int, list[Container]] = defaultdict(list)
+    for c in session.scalars(select(Container).where(Container.sample_id.in_(ids))
+                             .order_by(Container.position, Container.id)):
+        containers[c.sample_id].append(c)
     taken_by = aliased(User)
-    photo_rows = session.execute(
+    photo_rows: dict[int, list[tuple[SamplePhoto, str]]] = defaultdict(list)
+    for p, zh, en in session.execute(
         select(SamplePhoto, taken_by.display_name_zh, taken_by.display_name_en)
         .join(taken_by, taken_by.id == SamplePhoto.taken_by_id)
-        .where(SamplePhoto.sample_id == sample.id).order_by(SamplePhoto.id)
-    ).all()
-    signatures = list(session.scalars(
+        .where(SamplePhoto.sample_id.in_(ids)).order_by(SamplePhoto.id)
+    ):
+        photo_rows[p.sample_id].append((p, _printed(zh, en)))
+    signatures: dict[int, list[ElectronicSignature]] = defaultdict(list)
+    for signature in session.scalars(
         select(ElectronicSignature).where(ElectronicSignature.entity_type == SIGNED_ENTITY,
-                                          ElectronicSignature.entity_id == str(sample.id),
+                                          ElectronicSignature.entity_id.in_([str(i) for i in ids]),
                                           ElectronicSignature.meaning == SignatureMeaning.SAMPLED.value)
-        .order_by(ElectronicSignature.signed_at, ElectronicSignature.id)))
-    requested = sorted(set(session.scalars(
-        select(PreservationRule.parameter)
-        .join(SampleParameter, SampleParameter.parameter == PreservationRule.parameter)
-        .where(SampleParameter.sample_id == sample.id, PreservationRule.field_test.is_(True)))), key=str.casefold)
+        .order_by(ElectronicSignature.signed_at, ElectronicSignature.id)
+    ):
+        signatures[int(signature.entity_id)].append(signature)
+    requested: dict[int, set[str]] = defaultdict(set)
+    for sample_id, parameter in session.execute(
+        select(SampleParameter.sample_id, PreservationRule.parameter).select_from(SampleParameter)
+        .join(PreservationRule, PreservationRule.parameter == SampleParameter.parameter)
+        .where(SampleParameter.sample_id.in_(ids), PreservationRule.field_test.is_(True))
+    ):
+        requested[sample_id].add(parameter)
 
-    folded = _fold(entries)
+    folds = {i: _fold(entries[i]) for i in ids}
+    sampling_times = {i: (f["sampling"].entry.act_at if f["sampling"] else None) for i, f in folds.items()}
+    versions = _site_versions(session, by_id.values(), tasks, sites, sampling_times)
+    settings = settings_of(session)
+    return {i: _record_view(sample, tasks.get(sample.task_id), sites.get(_site_id(sample, tasks.get(sample.task_id))),
+                            versions.get(i), entries[i], folds[i], containers[i], photo_rows[i], signatures[i],
+                            sorted(requested[i], key=str.casefold), settings.gps_warning_radius_m,
+                            settings.field_photo_required)
+            for i, sample in by_id.items()}
+
+
+def _rows_by_id(session: Session, model: type[Any], ids: Iterable[int]) -> dict[int, Any]:
+    """Rows by id: those the session already holds (loaded, not expired) as they are, the rest in
+    one query, so a page that has read the task and its site does not read them again."""
+    wanted = {row_id for row_id in ids if row_id is not None}
+    found: dict[int, Any] = {}
+    for row_id in wanted:
+        row = session.identity_map.get(identity_key(model, row_id))
+        if row is not None and not sa_inspect(row).expired_attributes:
+            found[row_id] = row
+    rest = wanted - set(found)
+    if rest:
+        found.update({row.id: row for row in session.scalars(select(model).where(model.id.in_(rest)))})
+    return found
+
+
+def _site_versions(session: Session, samples: Iterable[Sample], tasks: dict[int, SamplingTask],
+                   sites: dict[int, Site], sampling_times: dict[int, datetime | None]) -> dict[int, SiteVersion]:
+    """The site version each sample's record is read against, by sample id, in one query: the one
+    bound at signing, else the one in force at the sampling time (now, before sampling), picked
+    as `sites.service.version_at` does (the latest valid_from not after it, then version_no)."""
+    bound: dict[int, int] = {}
+    in_force: dict[int, int] = {}
+    for sample in samples:
+        site_id = _site_id(sample, tasks.get(sample.task_id))
+        if site_id not in sites:
+            continue
+        if sample.site_version_id:
+            bound[sample.id] = sample.site_version_id
+        else:
+            in_force[sample.id] = site_id
+    if not bound and not in_force:
+        return {}
+    rows = list(session.scalars(select(SiteVersion).where(
+        or_(SiteVersion.id.in_(set(bound.values())), SiteVersion.site_id.in_(set(in_force.values()))))))
+    by_id = {v.id: v for v in rows}
+    found = {sample_id: by_id[version_id] for sample_id, version_id in bound.items() if version_id in by_id}
+    now = utcnow()
+    for sample_id, site_id in in_force.items():
+        at = sampling_times.get(sample_id) or now
+        candidates = [v for v in rows if v.site_id == site_id and v.valid_from <= at]
+        if candidates:
+            found[sample_id] = max(candidates, key=lambda v: (v.valid_from, v.version_no))
+    return found
+
+
+def _record_view(sample: Sample, task: SamplingTask | None, site: Site | None, version: SiteVersion | None,
+                 entries: list[EntryView], folded: dict[str, Any], containers: list[Container],
+                 photo_rows: list[tuple[SamplePhoto, str]], signatures: list[ElectronicSignature],
+                 requested: list[str], radius: int, photo_required: bool) -> FieldRecordView:
+    """One sample's record from its rows (no queries)."""
     sampling = folded["sampling"]
     sampling_time = sampling.entry.act_at if sampling else None
     gps = _gps_view(folded["gps"], folded["justification"])
-    version = None
-    if site is not None:
-        version = (session.get(SiteVersion, sample.site_version_id) if sample.site_version_id
-                   else version_at(session, site.id, sampling_time or utcnow()))
-    radius = settings_of(session).gps_warning_radius_m
-    photos = [_photo_view(p, _printed(zh, en), sampling_time, gps, radius) for p, zh, en in photo_rows]
+    photos = [_photo_view(p, taken_by, sampling_time, gps, radius) for p, taken_by in photo_rows]
 
     task_code, site_code = (task.code if task else ""), (site.code if site else "")
     checked = []
@@ -856,7 +935,7 @@ def field_record(session: Session, sample: Sample) -> FieldRecordView:
         gps_status=gps.status if gps else None, warning=bool(gps and gps.warning),
         justified=bool(folded["justification"]), unfilled=unfilled,
         missing_tests=[p for p in requested if p.casefold() not in done], photos=len(photos),
-        photo_required=settings_of(session).field_photo_required,
+        photo_required=photo_required,
     )
     return FieldRecordView(
         sample=sample, task=task, site=site, site_version=version, entries=entries, sampling_time=sampling_time,
@@ -1067,6 +1146,6 @@ def entry_problem(error: DomainError, language: str) -> dict[str, Any]:
 
 __all__ = [
     "FIELD_TEST_RANGES", "FieldEntryInput", "FieldEntryOutcome", "FieldNotice", "FieldRecordView", "MissingItem",
-    "SamplerSample", "SamplerTask", "entry_problem", "field_record", "missing_items",
+    "SamplerSample", "SamplerTask", "entry_problem", "field_record", "field_records", "missing_items",
     "record_field_entry", "sign_field_record", "tasks_for_sampler",
 ]

@@ -194,16 +194,18 @@ FILLABLE = (ContainerState.PREPARED.value, ContainerState.ISSUED.value)
 
 def task_page(session: Session, user: User, code: str, permissions: frozenset[Permission]) -> TaskPage:
     """The task, its site, and per sample its containers and field record. The frame is one
-    read (plans.task_view); each sample's record is the field service's fold."""
+    read (plans.task_view); the records are the field service's fold, read for all the samples
+    at once (a fixed number of queries however many samples the task has)."""
     task = plans.task_by_code(session, code)
     view = plans.task_view(session, task)
     tests = {rule.parameter: rule for rule in view.field_tests}
     numbers = {line.sample.id: line.sample.sample_no for line in view.samples}
     sees_qc = bool(QC_READERS & permissions)
+    records = field.field_records(session, [line.sample for line in view.samples])
     panels = []
     for line in view.samples:
         sample = line.sample
-        record = field.field_record(session, sample)
+        record = records[sample.id]
         panels.append(SamplePanel(sample, numbers.get(sample.duplicate_of_id or 0, "") if sees_qc else "", record,
                                   [tests[p] for p in record.requested_field_tests if p in tests], sees_qc))
     panels.sort(key=lambda p: (KIND_ORDER.get(p.kind, 0), p.sample.sample_no))
