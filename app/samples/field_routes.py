@@ -38,6 +38,7 @@ from app.core.web import render, see_other
 from app.people.models import User
 from app.samples import field
 from app.samples.models import ContainerState, FieldEntry, PreservationRule, Sample, SampleKind
+from app.samples.names import CONTAINER_STATE_NAMES, KIND_NAMES, QC_READERS, STATE_NAMES
 from app.samples.registration import container_by_barcode, sample_by_no
 from app.sites import plans
 from app.sites.models import SamplingTask
@@ -59,23 +60,9 @@ TASK_STATES = {
     "scheduled": N_("Scheduled"), "dispatched": N_("Dispatched"), "in_field": N_("In the field"),
     "completed": N_("Completed"), "cancelled": N_("Cancelled"),
 }
-SAMPLE_STATES = {
-    "registered": N_("Registered"), "collected": N_("Collected"), "in_transit": N_("In transit"),
-    "received": N_("Received"), "conditionally_received": N_("Conditionally received"), "rejected": N_("Rejected"),
-    "in_storage": N_("In storage"), "cancelled": N_("Cancelled"),
-}
 # who may know which samples are field QC (the analyst stays blind, DOMAIN.md §3): as the sample pages
-QC_READERS = frozenset({Permission.SITES_MANAGE, Permission.SAMPLES_REGISTER, Permission.FIELD_RECORD,
-                        Permission.SITES_APPROVE, Permission.AUDIT_READ})
 # the sampler works the routine sample first; the QC samples follow it
 KIND_ORDER = {"routine": 0, "client": 0, "field_duplicate": 1, "field_blank": 2, "transport_blank": 3}
-KIND_NAMES = {
-    SampleKind.ROUTINE.value: N_("Routine sample"),
-    SampleKind.FIELD_BLANK.value: N_("Field blank"),
-    SampleKind.TRANSPORT_BLANK.value: N_("Transport blank"),
-    SampleKind.FIELD_DUPLICATE.value: N_("Field duplicate"),
-    SampleKind.CLIENT.value: N_("Client sample"),
-}
 
 
 # ---------------------------------------------------------------- refusals at the edge
@@ -255,7 +242,7 @@ def today(request: Request, session: DbSession,
     return _page(request, "field/today.html", {
         "tasks": tasks, "day": shown, "today": today_, "yesterday": shown - timedelta(days=1),
         "tomorrow": shown + timedelta(days=1), "can_record": Permission.FIELD_RECORD in request.state.permissions,
-        "state_name": state_name,
+        "state_name": state_name, "container_state_name": container_state_name,
     })
 
 
@@ -265,7 +252,7 @@ def _task_page(request: Request, session: Session, user: User, code: str, *,
     return _page(request, "field/task.html", {
         "page": page, "view": page.view, "signed": signed, "new_client_id": uuid4().hex,
         "params_of": container_parameters, "weather_name": weather_name, "thumb_of": thumbnail_url,
-        "state_name": state_name,
+        "state_name": state_name, "container_state_name": container_state_name,
     }, error=error)
 
 
@@ -283,7 +270,11 @@ def weather_name(code: str) -> str:
 
 def state_name(state: str) -> str:
     """A task's or a sample's state in the reader's words."""
-    return str(TASK_STATES.get(state) or SAMPLE_STATES.get(state) or state)
+    return str(TASK_STATES.get(state) or STATE_NAMES.get(state) or state)
+
+
+def container_state_name(state: str) -> str:
+    return str(CONTAINER_STATE_NAMES.get(state, state))
 
 
 @router.get(f"{BASE}/tasks/{{task_code}}", include_in_schema=False)

@@ -33,7 +33,8 @@ from app.core.registry import NavItem, ScanHit, add_nav, add_scan_resolver
 from app.core.web import pager_base, render, see_other
 from app.people.models import User
 from app.samples import errors, labels, queries, registration
-from app.samples.models import PreservationRule, Sample, SampleKind, SampleState
+from app.samples.models import PreservationRule, Sample
+from app.samples.names import CONTAINER_STATE_NAMES, KIND_NAMES, MATRIX_NAMES, QC_READERS, STATE_NAMES
 from app.samples.registration import AdhocSample
 
 router = APIRouter()
@@ -48,27 +49,6 @@ Small = Annotated[str, Form(max_length=40)]
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_CSV_BYTES = 2 * 1024 * 1024
 MAX_ALIKE = 500
-QC_READERS = frozenset({Permission.SITES_MANAGE, Permission.SAMPLES_REGISTER, Permission.FIELD_RECORD,
-                        Permission.SITES_APPROVE, Permission.AUDIT_READ})
-KIND_NAMES = {
-    SampleKind.ROUTINE.value: N_("Routine sample"),
-    SampleKind.FIELD_BLANK.value: N_("Field blank"),
-    SampleKind.TRANSPORT_BLANK.value: N_("Transport blank"),
-    SampleKind.FIELD_DUPLICATE.value: N_("Field duplicate"),
-    SampleKind.CLIENT.value: N_("Client sample"),
-}
-STATE_NAMES = {
-    SampleState.REGISTERED.value: N_("Registered, not yet sampled"), SampleState.COLLECTED.value: N_("Collected"),
-    SampleState.IN_TRANSIT.value: N_("In transit"), SampleState.RECEIVED.value: N_("Received"),
-    SampleState.CONDITIONALLY_RECEIVED.value: N_("Conditionally received"),
-    SampleState.REJECTED.value: N_("Rejected"), SampleState.IN_STORAGE.value: N_("In storage"),
-    SampleState.CANCELLED.value: N_("Cancelled"),
-}
-CONTAINER_STATE_NAMES = {
-    "prepared": N_("Prepared"), "issued": N_("Issued"), "filled": N_("Filled"), "received": N_("Received"),
-    "emptied": N_("Emptied"), "disposed": N_("Disposed of"),
-}
-MATRIX_NAMES = {"water": N_("Water"), "air": N_("Air"), "soil": N_("Soil"), "other": N_("Other")}
 # the form field a refusal is about, marked in the re-rendered form
 ERROR_FIELDS = {
     "no_parameters": "parameters", "unknown_parameter": "parameters", "mixed_matrix": "parameters",

@@ -31,6 +31,7 @@ from app.core.permissions import Permission
 from app.core.registry import NavItem, ScanHit, Worklist, add_nav, add_scan_resolver, add_worklist
 from app.core.web import pager_base, render, see_other
 from app.people.models import User
+from app.samples.names import KIND_NAMES, QC_READERS, STATE_NAMES
 from app.sites import plan_errors as errors
 from app.sites import plans
 from app.sites.errors import SiteNotFound
@@ -53,8 +54,6 @@ WHOLE_RE = re.compile(r"^\d{1,9}$")
 DUE_WINDOW_DAYS = 7
 # who may see which samples of a task are field QC: those who plan, register, take or judge them;
 # analysts stay blind (DOMAIN.md §3: QC samples are coded like the others)
-QC_READERS = frozenset({Permission.SITES_MANAGE, Permission.SAMPLES_REGISTER, Permission.FIELD_RECORD,
-                        Permission.SITES_APPROVE, Permission.AUDIT_READ})
 LABELS = {
     "period_start": ("计划开始日期", "The start of the period"),
     "period_end": ("计划结束日期", "The end of the period"),
@@ -357,6 +356,7 @@ def _task_page(request: Request, session: Session, code: str, *, error: DomainEr
     return show(request, "tasks/detail.html", {
         "view": view, "task": task, "manage": manage, "reason": reason,
         "sees_qc": bool(QC_READERS & request.state.permissions),
+        "kind_names": KIND_NAMES, "state_names": STATE_NAMES,
         "samplers": plans.samplers_now(session) if reassignable else [], "reassignable": reassignable,
         "cancellable": manage and task.status in (TaskStatus.SCHEDULED.value, TaskStatus.DISPATCHED.value),
         "dispatchable": Permission.SAMPLES_REGISTER in request.state.permissions
