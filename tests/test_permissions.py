@@ -160,6 +160,7 @@ def make_objects(db, users, data_path: Path | None = None) -> dict[str, Any]:
                   "token_id": token.id, "seq": 1}
     from tests.samples.field_fixtures import make_field_objects
 
+    data_path = data_path if data_path is not None else Path(tempfile.mkdtemp())  # photos need a store
     return {**people, **make_instrument_objects(db, users["technical_manager"], data_path),
             **make_material_objects(db, users["technical_manager"], data_path),
             **make_site_objects(db, users), **make_plan_objects(db, users),
