@@ -13,13 +13,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -140,11 +143,38 @@ def exif_time(exif: Image.Exif, tz: ZoneInfo) -> datetime | None:
     return local.replace(tzinfo=tz).astimezone(UTC)
 
 
+_STRICT_DECODING = threading.Lock()
+
+
+@contextmanager
+def _strict_decoding() -> Iterator[None]:
+    """Make Pillow refuse truncated images while we decode a photo.
+
+    WeasyPrint sets Pillow's process-wide ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` when it is
+    imported (it renders what it can of a damaged picture); with it set, a photo cut off in
+    transfer decodes "successfully" with its lower half grey. Evidence must be whole, so the flag
+    is switched off for the decode, under a lock, and put back. Documents rendered meanwhile only
+    embed our own images, which are whole, so the brief switch does not affect them.
+    """
+    with _STRICT_DECODING:
+        tolerant = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
+
+
 def read_photo(data: bytes, tz: ZoneInfo) -> PhotoFacts:
     """Decode the whole image (refusing damaged bytes), read its EXIF, make the thumbnail."""
     media_type = sniff_media_type(data[:16])
     if media_type not in PHOTO_TYPES:
         raise errors.PhotoNotAnImage()
+    with _strict_decoding():
+        return _decode(data, media_type, tz)
+
+
+def _decode(data: bytes, media_type: str, tz: ZoneInfo) -> PhotoFacts:
     try:
         with Image.open(io.BytesIO(data)) as probe:
             probe.verify()

@@ -111,6 +111,20 @@ def test_what_is_not_a_photo_is_refused_and_nothing_is_stored(db, dispatched_tas
     refused_upload(db, dt, store, b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "photo_corrupt")
 
 
+def test_a_photo_cut_off_in_transfer_is_refused_even_after_weasyprint_is_loaded(db, dispatched_task, store):
+    """WeasyPrint turns on Pillow's process-wide LOAD_TRUNCATED_IMAGES when imported (the server
+    imports it for every PDF); the photo check must not depend on whether a PDF was made first."""
+    import weasyprint  # noqa: F401  (the import is the point)
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True
+    dt = dispatched_task
+    whole = jpeg_bytes()
+    refused_upload(db, dt, store, whole[: len(whole) // 2], "photo_corrupt")
+    refused_upload(db, dt, store, whole[:-40], "photo_corrupt")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # put back for the documents
+
+
 def test_a_photo_over_the_limit_is_refused_with_the_limit_in_the_message(db, dispatched_task, store, settings):
     dt = dispatched_task
     error = refused_upload(db, dt, store, b"\xff\xd8\xff" + b"\x00" * (20 * MB), "photo_too_large")
