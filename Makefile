@@ -1,7 +1,7 @@
 # EnviroLIMS. Every target sets itself up first (scripts/setup.sh: Debian packages when root,
 # .venv, pip install -e '.[dev]', compiled catalogues); a second setup is a no-op.
 #   make demo                      demo data in ./var, served on http://127.0.0.1:8000
-#   make test [ARGS='-k custody']  SQLite, plus PostgreSQL when reachable (LIMS_TEST_PARALLEL=1: 2 workers)
+#   make test [ARGS='-k custody']  SQLite, plus PostgreSQL when reachable (one worker per CPU, at most 4; LIMS_TEST_PARALLEL=0: one process)
 #   make bench [ONLY=scenario]     benchmarks, results in var/bench.json
 #   make lint | make i18n | make clean
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suite on SQLite and, when a local PostgreSQL is reachable, on a throwaway
-# PostgreSQL database too. Arguments are passed to pytest. LIMS_TEST_PARALLEL=1 runs on 2 workers.
+# PostgreSQL database too. Arguments are passed to pytest. The suite runs on one worker per CPU
+# (at most 4; pytest-xdist); LIMS_TEST_PARALLEL=0 runs it in one process, =N on N workers.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,9 +43,15 @@ else
   echo "test: engines: sqlite (PostgreSQL not reachable)"
 fi
 
+workers=${LIMS_TEST_PARALLEL:-auto}
+if [[ $workers == auto ]]; then
+  cpus=$(nproc 2>/dev/null || echo 1)
+  workers=$(( cpus > 4 ? 4 : cpus ))
+fi
 pytest_args=()
-if [[ ${LIMS_TEST_PARALLEL:-0} == 1 ]]; then
-  pytest_args+=(-p xdist -n 2)
+if [[ $workers =~ ^[0-9]+$ ]] && (( workers > 1 )); then
+  echo "test: $workers workers (LIMS_TEST_PARALLEL=0 for one process)"
+  pytest_args+=(-p xdist -n "$workers")
 fi
 
 # The Playwright tests drive Debian's /usr/bin/chromium (installed by setup.sh);
