@@ -80,9 +80,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.reference_materials.routes import router as materials_router
     from app.reference_materials.solution_routes import router as solutions_router
     from app.samples.api import router as samples_api_router
+    from app.samples.custody_api import router as custody_api_router
+    from app.samples.custody_routes import router as custody_router
     from app.samples.field_api import router as field_api_router
     from app.samples.field_routes import router as field_router
+    from app.samples.holding_routes import router as holding_router
+    from app.samples.prep_routes import router as prep_router
+    from app.samples.receipt_api import router as receipt_api_router
+    from app.samples.receipt_routes import router as receipt_router
     from app.samples.routes import router as samples_router
+    from app.samples.storage_routes import router as storage_router
     from app.shell.routes import router as shell_router
     from app.sites.api import router as sites_api_router
     from app.sites.plan_routes import router as plans_router
@@ -100,6 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(materials_api_router)
     app.include_router(field_router)
     app.include_router(field_api_router)
+    # the lab part of samples (issue 7) before /samples/{sample_no} so its pages are not shadowed
+    for lab_router in (custody_router, custody_api_router, receipt_router, receipt_api_router, holding_router,
+                       storage_router, prep_router):
+        app.include_router(lab_router)
     app.include_router(samples_router)
     app.include_router(samples_api_router)
     app.include_router(sites_router)

@@ -31,6 +31,26 @@ from app.reference_materials.models import (  # noqa: F401
     StandardSolution,
     StockUnit,
 )
+from app.samples.lab_models import (  # noqa: F401
+    CustodyEvent,
+    CustodyEventContainer,
+    Delivery,
+    DeliveryExpected,
+    DeliveryScan,
+    DisposalRequest,
+    DisposalRequestSample,
+    HoldingClock,
+    HoldingDeviation,
+    PrepBatch,
+    PrepBatchItem,
+    PrepBatchMaterial,
+    ReceiptCheck,
+    RetentionRule,
+    SampleReceipt,
+    Shipment,
+    ShipmentScan,
+    StorageLocation,
+)
 from app.samples.models import (  # noqa: F401
     Container,
     FieldEntry,

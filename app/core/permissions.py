@@ -61,6 +61,16 @@ class Permission(StrEnum):
     # manager); the field record (sampler)
     SAMPLES_REGISTER = "samples.register"
     FIELD_RECORD = "samples.field"
+    # custody and the lab part of samples (issue 7): hand over and pack coolers (whoever holds
+    # samples: samplers, custodians, analysts); receive at the door, store, move, propose
+    # disposal (custodian); prepare (analyst); decide disposals and allow late preparation or
+    # analysis (quality manager)
+    CUSTODY_RECORD = "samples.custody"
+    SAMPLES_RECEIVE = "samples.receive"
+    STORAGE_MANAGE = "samples.storage"
+    SAMPLES_PREPARE = "samples.prepare"
+    DISPOSAL_APPROVE = "samples.disposal_approve"
+    HOLDING_DEVIATION = "samples.holding_deviation"
 
 
 READ_PERMISSIONS = frozenset(
@@ -73,9 +83,12 @@ EVERY_USER = READ_PERMISSIONS - {Permission.AUDIT_READ, Permission.USERS_READ} |
 RUNS_INSTRUMENTS = frozenset({Permission.INSTRUMENTS_RECORD, Permission.INSTRUMENTS_CONFIRM})
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.SAMPLER: EVERY_USER | RUNS_INSTRUMENTS | {Permission.MATERIALS_USE, Permission.FIELD_RECORD},
-    Role.CUSTODIAN: EVERY_USER | {Permission.MATERIALS_MANAGE, Permission.SAMPLES_REGISTER},
-    Role.ANALYST: EVERY_USER | RUNS_INSTRUMENTS | {Permission.MATERIALS_USE},
+    Role.SAMPLER: EVERY_USER | RUNS_INSTRUMENTS | {Permission.MATERIALS_USE, Permission.FIELD_RECORD,
+                                                    Permission.CUSTODY_RECORD},
+    Role.CUSTODIAN: EVERY_USER | {Permission.MATERIALS_MANAGE, Permission.SAMPLES_REGISTER, Permission.CUSTODY_RECORD,
+                                  Permission.SAMPLES_RECEIVE, Permission.STORAGE_MANAGE},
+    Role.ANALYST: EVERY_USER | RUNS_INSTRUMENTS | {Permission.MATERIALS_USE, Permission.CUSTODY_RECORD,
+                                                    Permission.SAMPLES_PREPARE},
     Role.CHECKER: EVERY_USER,
     Role.REVIEWER: EVERY_USER,
     Role.SIGNATORY: EVERY_USER,
@@ -89,6 +102,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.INSTRUMENTS_DISPOSE,
         Permission.MATERIALS_WITHDRAW,
         Permission.SITES_APPROVE,
+        Permission.DISPOSAL_APPROVE,
+        Permission.HOLDING_DEVIATION,
     },
     Role.TECHNICAL_MANAGER: EVERY_USER
     | RUNS_INSTRUMENTS

@@ -1,1 +1,2 @@
-"""Samples: registration and numbering, containers and labels, the field record (GPS, photos, field tests) and, later, custody, receipt, storage and preparation."""
+"""Samples: registration, containers and labels, the field record (GPS, photos, field tests),
+custody, receipt, holding-time clocks, storage, retention and disposal, and preparation."""

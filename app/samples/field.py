@@ -554,11 +554,13 @@ def record_field_entry(session: Session, actor: User, entry: FieldEntryInput) ->
                  {"sample_no": sample.sample_no, **entry_content(row)})
     container = facts.container
     if container is not None and container.state in FILLABLE:
-        before = {"state": container.state, "filled_at": container.filled_at}
+        before = {"state": container.state, "filled_at": container.filled_at, "holder_id": container.holder_id}
         container.state, container.filled_at = ContainerState.FILLED.value, at
+        # custody starts with the sampler who filled it; the container is full
+        container.holder_id, container.remaining = actor.id, Decimal(container.volume_ml)
         audit.append(session, actor, "container.filled", "sample_container", container.id, before,
                      {"barcode": container.barcode, "state": container.state, "filled_at": at,
-                      "field_entry_id": row.id})
+                      "holder_id": actor.id, "field_entry_id": row.id})
     if task is not None and task.status == TaskStatus.DISPATCHED.value:
         task.status = TaskStatus.IN_FIELD.value
         audit.append(session, actor, "task.in_field", "sampling_task", task.id,

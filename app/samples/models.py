@@ -77,6 +77,9 @@ class SampleState(StrEnum):
     CONDITIONALLY_RECEIVED = "conditionally_received"
     REJECTED = "rejected"
     IN_STORAGE = "in_storage"
+    IN_PREPARATION = "in_preparation"  # an aliquot is in an open preparation batch
+    PREPARED = "prepared"  # its preparation batch is closed (signed); ready for analysis
+    DISPOSED = "disposed"  # after retention, approved by the quality manager; terminal
     CANCELLED = "cancelled"  # its task was cancelled before sampling
 
 
@@ -104,6 +107,13 @@ class Sample(SQLModel, table=True):
     note: str = Field(default="", max_length=500)
     registered_at: datetime = Field(sa_type=UTCDateTime)
     registered_by_id: int = Field(sa_column=_fk("app_user.id"))
+    # custody, receipt and retention (issue 7)
+    custody_gap: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0",
+                                                               index=True))
+    received_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    reported_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # retention runs from here
+    retain_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    disposed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class SampleParameter(SQLModel, table=True):
@@ -122,8 +132,15 @@ class ContainerState(StrEnum):
     ISSUED = "issued"  # handed to the sampler with the task
     FILLED = "filled"  # scanned in the field
     RECEIVED = "received"
+    REJECTED = "rejected"  # its sample was rejected at receipt
     EMPTIED = "emptied"
     DISPOSED = "disposed"
+
+
+class ContainerKind(StrEnum):
+    CONTAINER = "container"  # filled in the field
+    ALIQUOT = "aliquot"  # 分取: part of a container (or of an aliquot) taken in the lab
+    SUB_SAMPLE = "sub_sample"  # 子样: e.g. a dried, sieved soil fraction
 
 
 class Container(SQLModel, table=True):
@@ -142,6 +159,17 @@ class Container(SQLModel, table=True):
     state: str = Field(default=ContainerState.PREPARED.value, max_length=16)
     filled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # the lab part (issue 7): aliquots are containers with a parent; the holder and the location
+    # are kept here for one-scan answers, the custody events are their history
+    kind: str = Field(default=ContainerKind.CONTAINER.value, max_length=12)
+    parent_id: int | None = Field(default=None, sa_column=_fk("sample_container.id", nullable=True, index=True))
+    amount: Decimal | None = Field(default=None, sa_type=DecimalText)  # an aliquot: what was taken
+    amount_unit: str = Field(default="", max_length=8)  # mL or g
+    remaining: Decimal | None = Field(default=None, sa_type=DecimalText)  # in amount_unit (mL for containers)
+    holder_id: int | None = Field(default=None, sa_column=_fk("app_user.id", nullable=True, index=True))
+    location_id: int | None = Field(default=None, sa_column=_fk("storage_location.id", nullable=True,
+                                                                    index=True))
+    shipment_id: int | None = Field(default=None, sa_column=_fk("shipment.id", nullable=True, index=True))
 
 
 class SampleNumberCounter(SQLModel, table=True):

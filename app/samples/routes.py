@@ -33,6 +33,8 @@ from app.core.registry import NavItem, ScanHit, add_nav, add_scan_resolver
 from app.core.web import pager_base, render, see_other
 from app.people.models import User
 from app.samples import errors, labels, queries, registration
+from app.samples.field import field_record
+from app.samples.lab_sections import lab_sections
 from app.samples.models import PreservationRule, Sample
 from app.samples.names import CONTAINER_STATE_NAMES, KIND_NAMES, MATRIX_NAMES, QC_READERS, STATE_NAMES
 from app.samples.registration import AdhocSample
@@ -362,16 +364,8 @@ def sample_page(request: Request, session: DbSession, sample_no: SampleNo,
                 user: User = require(Permission.SAMPLES_READ)):
     sample = registration.sample_by_no(session, sample_no)
     detail = queries.sample_detail(session, sample)
-    return show(request, "samples/detail.html", {"view": detail, "record": field_record_of(session, sample)})
-
-
-def field_record_of(session: Session, sample: Sample) -> Any:
-    """The field record (helper "field"'s fold), if that part is built."""
-    try:
-        from app.samples.field import field_record
-    except ImportError:
-        return None
-    return field_record(session, sample)
+    return show(request, "samples/detail.html", {"view": detail, "record": field_record(session, sample),
+                                                  "lab": lab_sections(session, sample)})
 
 
 @router.get(f"{BASE}/{{sample_no}}/labels.pdf", include_in_schema=False)

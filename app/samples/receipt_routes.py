@@ -1,0 +1,5 @@
+"""(being built in issue 7)"""
+
+from fastapi import APIRouter
+
+router = APIRouter()
