@@ -51,6 +51,7 @@ from app.people.models import User
 from app.samples import field_errors as errors
 from app.samples import usage as _usage  # noqa: F401  (registers the field-test usage source)
 from app.samples.errors import SampleNotFound
+from app.samples.holding import start_clocks
 from app.samples.models import (
     FIELD_QC_KINDS,
     Container,
@@ -996,6 +997,7 @@ def sign_field_record(session: Session, actor: User, sample: Sample, password: s
                  {"sample_no": sample.sample_no, "state": sample.state, "collected_at": sampled_at,
                   "site_version_id": sample.site_version_id, "signed_revision": revision,
                   "signature_id": signature.id})
+    start_clocks(session, [sample])  # holding times run from the sampling time (DOMAIN.md §4.1)
     if task is not None and task.status != TaskStatus.COMPLETED.value:
         _complete_task_when_all_signed(session, actor, task)
     session.flush()
