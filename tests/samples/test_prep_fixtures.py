@@ -1,0 +1,147 @@
+"""Fixtures and helpers for the preparation tests (aliquots, batches): received samples, a spike
+standard, an expired one, and nitric acid. Use with
+`from tests.samples.test_prep_fixtures import *  # noqa: F403`. Holds no tests itself."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app.core.audit import AuditEvent
+from app.core.db import Database, utcnow
+from app.people.models import User
+from app.reference_materials import service as rm
+from app.samples import aliquots, preparation
+from app.samples.lab_models import HoldingClock, HoldingDeviation, PrepBatch, PrepBatchItem, PrepBatchMaterial
+from app.samples.models import Container, ContainerState, Sample, SampleState
+from tests.reference_materials.conftest import make_lot, make_material, open_unit, prepare, receive
+from tests.samples.conftest import DispatchedTask
+from tests.samples.lab_fixtures import *  # noqa: F403
+from tests.samples.lab_fixtures import refreshed
+
+D = Decimal
+CU_VALUES = (rm.ValueFacts("Cu", D("1000"), "mg/L", D("5"), D("2")),)
+
+
+def received(db: Database, dt: DispatchedTask, custodian: User, *, state: str = SampleState.RECEIVED.value,
+             minutes_ago: int = 5) -> DispatchedTask:
+    """The task's samples as if received at the door `minutes_ago` by the custodian.
+
+    Set directly until the receipt service (app.samples.receipt, helper B) signs deliveries; the
+    preparation rules only read the sample's state, its receipt time and the containers' holder."""
+    at = utcnow() - timedelta(minutes=minutes_ago)
+    with db.transaction() as session:
+        ids = [s.id for s in dt.samples]
+        session.execute(update(Sample).where(Sample.id.in_(ids)).values(state=state, received_at=at))
+        session.execute(update(Container).where(Container.sample_id.in_(ids)).values(
+            state=ContainerState.RECEIVED.value, holder_id=custodian.id))
+    return refreshed(db, dt)
+
+
+def hno3_container(dt: DispatchedTask, sample: Sample | None = None) -> Container:
+    """The sample's HNO3 container (Cu, Zn), 500 mL as registered."""
+    return next(c for c in dt.containers[(sample or dt.routine).id] if "Cu" in c.parameters)
+
+
+def aliquot(db: Database, actor: User, barcode: str, amount: str = "50", unit: str = "mL", **kw: Any) -> Container:
+    with db.transaction() as session:
+        made = aliquots.make_aliquot(session, actor, barcode, amount, unit, **kw)
+        session.flush()
+        session.expunge(made)
+        return made
+
+
+def open_batch(db: Database, actor: User, kind: str = "digestion", method: str = "HJ 677-2013",
+               parameters: str = "Cu Zn Pb Cd") -> PrepBatch:
+    with db.transaction() as session:
+        batch = preparation.open_batch(session, actor, kind, method, parameters)
+        session.flush()
+        session.expunge(batch)
+        return batch
+
+
+def act(db: Database, name: str, actor: User, batch: PrepBatch, *args: Any, **kw: Any) -> Any:
+    """Run preparation.<name>(session, actor, batch, ...) in its own committed transaction."""
+    with db.transaction() as session:
+        fresh = session.get(PrepBatch, batch.id)
+        return getattr(preparation, name)(session, actor, fresh, *args, **kw)
+
+
+def counts(db: Database) -> dict[str, int]:
+    """Rows that any preparation act writes: nothing may change when an act is refused."""
+    from app.reference_materials.models import MaterialUse
+    from app.samples.lab_models import CustodyEvent
+
+    with db.reading() as session:
+        return {model.__name__: session.scalar(select(func.count()).select_from(model)) for model in
+                (Container, PrepBatch, PrepBatchItem, PrepBatchMaterial, MaterialUse, CustodyEvent, AuditEvent)}
+
+
+def states(db: Database, dt: DispatchedTask) -> dict[str, str]:
+    with db.reading() as session:
+        return {s.sample_no: s.state for s in session.scalars(select(Sample).where(
+            Sample.id.in_([x.id for x in dt.samples])))}
+
+
+def remaining(db: Database, barcode: str) -> Decimal:
+    with db.reading() as session:
+        return session.scalars(select(Container.remaining).where(Container.barcode == barcode)).one()
+
+
+def expire_clocks(db: Database, sample: Sample, parameters: tuple[str, ...] = ("Cu", "Zn")) -> None:
+    """Make the sample's clocks for `parameters` run out a minute after sampling (derived rows)."""
+    with db.transaction() as session:
+        session.execute(update(HoldingClock).where(
+            HoldingClock.sample_id == sample.id, HoldingClock.parameter.in_(parameters)).values(
+            deadline_at=sample.collected_at + timedelta(minutes=1), allowed_hours=0))
+
+
+def record_deviation(db: Database, qm: User, sample: Sample, parameter: str, act_name: str = "preparation") -> int:
+    """The quality manager's deviation (helper C's service once it exists; a row until then)."""
+    from app.samples import holding
+
+    with db.transaction() as session:
+        if hasattr(holding, "record_holding_deviation"):
+            deviation = holding.record_holding_deviation(session, qm, session.get(Sample, sample.id), parameter,
+                                                         act_name, "样品已超过保存期，客户同意继续分析并在报告中注明")
+        else:
+            deviation = HoldingDeviation(sample_id=sample.id, parameter=parameter, act=act_name,
+                                         reason="样品已超过保存期，客户同意继续分析并在报告中注明",
+                                         recorded_at=utcnow(), recorded_by_id=qm.id)
+            session.add(deviation)
+            session.flush()
+        return deviation.id
+
+
+@pytest.fixture
+def analyst(users) -> User:
+    return users["analyst"]
+
+
+@pytest.fixture
+def in_lab(db, collected_task, users) -> DispatchedTask:
+    """The collected task's three samples received at the lab, held by the custodian."""
+    return received(db, collected_task, users["custodian"])
+
+
+@pytest.fixture
+def standards(db, users, store) -> dict[str, str]:
+    """Barcodes: `cu` a usable Cu standard solution (100 mg/L), `expired` one that expired five
+    days ago, `hno3` a bottle of nitric acid (500 mL)."""
+    tm = users["technical_manager"]
+    material = make_material(db, tm, "GBW(E)080122", name_zh="水中铜成分分析标准物质")
+    lot = make_lot(db, tm, store, material, lot_no="C2401", values=CU_VALUES)
+    unit = open_unit(db, tm, receive(db, tm, lot)[0])
+    cu = prepare(db, tm, unit.barcode, name="铜标准使用液", output_unit="mg/L")
+    old = prepare(db, tm, unit.barcode, name="铜标准使用液（旧）", output_unit="mg/L",
+                  prepared_at=utcnow() - timedelta(days=12), shelf_life_days=7)
+    with db.transaction() as session:
+        acid = rm.register_reagent(session, tm, rm.ReagentFacts(
+            name="硝酸 HNO3", grade="优级纯 GR", supplier="国药集团化学试剂有限公司", lot_no="N2405",
+            expires_on=db.calendar.today() + timedelta(days=300), received_at=utcnow() - timedelta(days=20),
+            quantity=D("500"), quantity_unit="mL", opened_shelf_life_days=180))
+    return {"cu": cu.barcode, "expired": old.barcode, "hno3": acid.barcode}
