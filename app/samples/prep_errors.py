@@ -83,8 +83,8 @@ class NotAnAliquot(NotFound):
 
 class PrepBatchNotFound(NotFound):
     code = "prep_batch_not_found"
-    message_zh = "找不到制备批次 {code}。"
-    message_en = "No preparation batch {code}."
+    message_zh = "找不到制备批次 {batch}。"
+    message_en = "No preparation batch {batch}."
 
 
 class PrepKindUnknown(InvalidInput):
@@ -108,8 +108,8 @@ class PrepParametersRequired(InvalidInput):
 class PrepBatchClosed(DomainError):
     code = "prep_batch_closed"
     http_status = 409
-    message_zh = "制备批次 {code} 已签名关闭，不能再添加或更改。"
-    message_en = "Preparation batch {code} is closed and signed; nothing can be added or changed."
+    message_zh = "制备批次 {batch} 已签名关闭，不能再添加或更改。"
+    message_en = "Preparation batch {batch} is closed and signed; nothing can be added or changed."
 
 
 class ContainerAlreadyInBatch(DomainError):
@@ -131,8 +131,8 @@ class ContainerNotForBatch(DomainError):
 class PrepActBeforeOpening(DomainError):
     code = "prep_act_before_opening"
     http_status = 422
-    message_zh = "{field_zh} {at} 早于制备批次 {code} 的开始时间 {opened}。"
-    message_en = "{field_en} {at} is before preparation batch {code} was opened ({opened})."
+    message_zh = "{field_zh} {at} 早于制备批次 {batch} 的开始时间 {opened}。"
+    message_en = "{field_en} {at} is before preparation batch {batch} was opened ({opened})."
 
 
 class StandardRequired(InvalidInput):
@@ -144,12 +144,12 @@ class StandardRequired(InvalidInput):
 class NotThePreparer(DomainError):
     code = "prep_not_the_preparer"
     http_status = 403
-    message_zh = "制备批次 {code} 由 {preparer} 开始，只能由其本人签名关闭。"
-    message_en = "Preparation batch {code} was opened by {preparer}; only they can close and sign it."
+    message_zh = "制备批次 {batch} 由 {preparer} 开始，只能由其本人签名关闭。"
+    message_en = "Preparation batch {batch} was opened by {preparer}; only they can close and sign it."
 
 
 class PrepBatchIncomplete(DomainError):
     code = "prep_batch_incomplete"
     http_status = 409
-    message_zh = "制备批次 {code} 还不能关闭，缺少：{missing_zh}。"
-    message_en = "Preparation batch {code} cannot be closed yet; it lacks {missing_en}."
+    message_zh = "制备批次 {batch} 还不能关闭，缺少：{missing_zh}。"
+    message_en = "Preparation batch {batch} cannot be closed yet; it lacks {missing_en}."

@@ -107,7 +107,7 @@ def batch_by_code(session: Session, code: str) -> PrepBatch:
     cleaned = clean_code(code)
     batch = session.scalars(select(PrepBatch).where(PrepBatch.code == cleaned)).first() if cleaned else None
     if batch is None:
-        raise errors.PrepBatchNotFound(code=cleaned[:30] or "—")
+        raise errors.PrepBatchNotFound(batch=cleaned[:30] or "—")
     return batch
 
 
@@ -122,13 +122,13 @@ def _locked(session: Session, batch: PrepBatch) -> PrepBatch:
 
 def _assert_open(batch: PrepBatch) -> None:
     if batch.state != PrepBatchState.OPEN.value:
-        raise errors.PrepBatchClosed(code=batch.code)
+        raise errors.PrepBatchClosed(batch=batch.code)
 
 
 def _act_time(session: Session, batch: PrepBatch, at: Any, field_zh: str, field_en: str) -> datetime:
     moment = lab_input.act_time(session, at, field_zh, field_en)
     if moment < batch.opened_at:
-        raise errors.PrepActBeforeOpening(field_zh=field_zh, field_en=field_en, code=batch.code,
+        raise errors.PrepActBeforeOpening(field_zh=field_zh, field_en=field_en, batch=batch.code,
                                           at=lab_input.local_text(session, moment),
                                           opened=lab_input.local_text(session, batch.opened_at))
     return moment
@@ -415,10 +415,10 @@ def close_batch(session: Session, actor: User, batch: PrepBatch, password: str) 
     _assert_open(batch)
     if batch.opened_by_id != actor.id:
         preparer = session.get(User, batch.opened_by_id)
-        raise errors.NotThePreparer(code=batch.code, preparer=preparer.printed_name if preparer else "—")
+        raise errors.NotThePreparer(batch=batch.code, preparer=preparer.printed_name if preparer else "—")
     missing = missing_qc(session, batch)
     if missing:
-        raise errors.PrepBatchIncomplete(code=batch.code, missing_zh="；".join(m[0] for m in missing),
+        raise errors.PrepBatchIncomplete(batch=batch.code, missing_zh="；".join(m[0] for m in missing),
                                          missing_en="; ".join(m[1] for m in missing))
     content = batch_content(session, batch)
     signature = sign(session, actor, password, SignatureMeaning.PREPARED, SIGNED_ENTITY, batch.id, content)
@@ -579,7 +579,7 @@ def batch_view(session: Session, batch: PrepBatch, at: datetime | None = None) -
     clocks = holding.clocks_for(session, sample_ids)
     sample_holding = [
         SampleHolding(samples[sid], [
-            (c, holding.read_clock(c.started_at, c.allowed_hours, now, stopped_at=c.stopped_at))
+            (c, holding.read(c, now))
             for c in clocks.get(sid, []) if c.parameter in wanted])
         for sid in sorted(sample_ids, key=lambda s: samples[s].sample_no)]
     signature = check(signature_row, batch_content(session, batch)) if signature_row else None

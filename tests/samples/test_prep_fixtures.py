@@ -16,7 +16,7 @@ from app.core.db import Database, utcnow
 from app.people.models import User
 from app.reference_materials import service as rm
 from app.samples import aliquots, preparation
-from app.samples.lab_models import HoldingClock, HoldingDeviation, PrepBatch, PrepBatchItem, PrepBatchMaterial
+from app.samples.lab_models import HoldingClock, PrepBatch, PrepBatchItem, PrepBatchMaterial
 from app.samples.models import Container, ContainerState, Sample, SampleState
 from tests.reference_materials.conftest import make_lot, make_material, open_unit, prepare, receive
 from tests.samples.conftest import DispatchedTask
@@ -100,21 +100,15 @@ def expire_clocks(db: Database, sample: Sample, parameters: tuple[str, ...] = ("
             deadline_at=sample.collected_at + timedelta(minutes=1), allowed_hours=0))
 
 
-def record_deviation(db: Database, qm: User, sample: Sample, parameter: str, act_name: str = "preparation") -> int:
-    """The quality manager's deviation (helper C's service once it exists; a row until then)."""
+def record_deviation(db: Database, qm: User, sample: Sample, parameters: tuple[str, ...] = ("Cu", "Zn"),
+                     act_name: str = "preparation") -> list[int]:
+    """The quality manager's deviations allowing the late act (helper C's holding service)."""
     from app.samples import holding
 
     with db.transaction() as session:
-        if hasattr(holding, "record_holding_deviation"):
-            deviation = holding.record_holding_deviation(session, qm, session.get(Sample, sample.id), parameter,
-                                                         act_name, "样品已超过保存期，客户同意继续分析并在报告中注明")
-        else:
-            deviation = HoldingDeviation(sample_id=sample.id, parameter=parameter, act=act_name,
-                                         reason="样品已超过保存期，客户同意继续分析并在报告中注明",
-                                         recorded_at=utcnow(), recorded_by_id=qm.id)
-            session.add(deviation)
-            session.flush()
-        return deviation.id
+        made = holding.record_holding_deviation(session, qm, session.get(Sample, sample.id), parameters, act_name,
+                                                "样品已超过保存期，客户同意继续分析并在报告中注明")
+        return [d.id for d in made]
 
 
 @pytest.fixture
