@@ -89,28 +89,28 @@ class BadCustodyClientId(InvalidInput):
 
 class ShipmentNotFound(NotFound):
     code = "shipment_not_found"
-    message_zh = "未找到运输箱 {code}。"
-    message_en = "Shipment {code} not found."
+    message_zh = "未找到运输箱 {shipment}。"
+    message_en = "Shipment {shipment} not found."
 
 
 class ShipmentWrongCheckDigit(InvalidInput):
     code = "shipment_wrong_check_digit"
-    message_zh = "运输箱编号 {code} 的校验位不对：可能输错或扫错，请重新扫描。"
-    message_en = "The check digit of shipment code {code} is wrong: mistyped or misread, scan it again."
+    message_zh = "运输箱编号 {shipment} 的校验位不对：可能输错或扫错，请重新扫描。"
+    message_en = "The check digit of shipment code {shipment} is wrong: mistyped or misread, scan it again."
 
 
 class ShipmentNotPacking(DomainError):
     code = "shipment_not_packing"
     http_status = 409
-    message_zh = "运输箱 {code} 已{state_zh}，不能再装入或取出容器。"
-    message_en = "Shipment {code} is {state_en}; containers can no longer be scanned in or out."
+    message_zh = "运输箱 {shipment} 已{state_zh}，不能再装入或取出容器。"
+    message_en = "Shipment {shipment} is {state_en}; containers can no longer be scanned in or out."
 
 
 class ShipmentClosed(DomainError):
     code = "shipment_closed"
     http_status = 409
-    message_zh = "运输箱 {code} 已{state_zh}，不能再交接。"
-    message_en = "Shipment {code} is {state_en}; it cannot be handed over any more."
+    message_zh = "运输箱 {shipment} 已{state_zh}，不能再交接。"
+    message_en = "Shipment {shipment} is {state_en}; it cannot be handed over any more."
 
 
 class ContainerInOtherShipment(DomainError):
@@ -137,8 +137,8 @@ class PackerNotHolder(DomainError):
 class ShipmentEmpty(DomainError):
     code = "shipment_empty"
     http_status = 409
-    message_zh = "运输箱 {code} 是空的：先扫描装入容器再交接。"
-    message_en = "Shipment {code} is empty: scan containers in before handing it over."
+    message_zh = "运输箱 {shipment} 是空的：先扫描装入容器再交接。"
+    message_en = "Shipment {shipment} is empty: scan containers in before handing it over."
 
 
 STATE_WORDS = {

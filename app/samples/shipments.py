@@ -53,10 +53,10 @@ def shipment_by_code(session: Session, text: str) -> Shipment:
     """The shipment whose label says `text`; a wrong check digit is said as such."""
     code = clean_code(text)
     if SHIPMENT_RE.match(code) and not check_digit_ok(code):
-        raise errors.ShipmentWrongCheckDigit(code=code)
+        raise errors.ShipmentWrongCheckDigit(shipment=code)
     found = session.scalars(select(Shipment).where(Shipment.code == code[:20])).first() if code else None
     if found is None:
-        raise errors.ShipmentNotFound(code=code[:40] or "—")
+        raise errors.ShipmentNotFound(shipment=code[:40] or "—")
     return found
 
 
@@ -84,7 +84,7 @@ def create_shipment(session: Session, actor: User, *, note: str = "", at: dateti
 
 def _assert_packing(shipment: Shipment) -> None:
     if shipment.state != ShipmentState.PACKING.value:
-        raise errors.ShipmentNotPacking(code=shipment.code, **errors.state_words(shipment.state))
+        raise errors.ShipmentNotPacking(shipment=shipment.code, **errors.state_words(shipment.state))
 
 
 def _assert_packer(actor: User, shipment: Shipment, container: Container) -> None:
@@ -154,7 +154,7 @@ def seal_shipment(session: Session, actor: User, shipment: Shipment, seal_no: st
     """The seal number put on the cooler (it is checked at every hand-over)."""
     ensure(session, actor, Permission.CUSTODY_RECORD)
     if shipment.state not in HANDABLE:
-        raise errors.ShipmentClosed(code=shipment.code, **errors.state_words(shipment.state))
+        raise errors.ShipmentClosed(shipment=shipment.code, **errors.state_words(shipment.state))
     seal = lab_input.text(seal_no, "封条编号", "The seal number", 40, required=True)
     holder = current_holder(session, shipment)
     if actor.id != holder.user_id:
@@ -192,7 +192,7 @@ def hand_over_shipment(
     was intact). The giver is whoever has the cooler now."""
     ensure(session, actor, Permission.CUSTODY_RECORD)
     if shipment.state not in HANDABLE:
-        raise errors.ShipmentClosed(code=shipment.code, **errors.state_words(shipment.state))
+        raise errors.ShipmentClosed(shipment=shipment.code, **errors.state_words(shipment.state))
     details = handover.clean_details(session, occurred_at=occurred_at, cooler_temp_c=cooler_temp_c,
                                      seal_no=shipment.seal_no if seal_no is None else seal_no,
                                      seal_intact=seal_intact, note=note, client_id=client_id)
@@ -201,7 +201,12 @@ def hand_over_shipment(
     if taker_id is not None and to_place:
         raise errors.CustodyPartyAmbiguous(side_zh="接收方", side_en="taker")
     taker = handover.user_party(session, taker_id, where if taker_id is not None else to_place, "接收方", "taker")
-    giver = current_holder(session, shipment)
+    earlier = handover.event_by_client_id(session, details.client_id)
+    if earlier is not None and earlier.shipment_id == shipment.id:
+        # a resend: the cooler has moved on since, so the giver is who gave it then
+        giver = Party(earlier.from_user_id, earlier.from_location_id, earlier.from_place)
+    else:
+        giver = current_holder(session, shipment)
     containers = containers_in(session, shipment)
     fingerprint = handover.fingerprint_of(CustodyKind.HANDOVER.value, giver, taker, (c.id for c in containers),
                                         details, shipment.id)
@@ -209,7 +214,7 @@ def hand_over_shipment(
     if earlier is not None:
         return earlier
     if not containers:
-        raise errors.ShipmentEmpty(code=shipment.code)
+        raise errors.ShipmentEmpty(shipment=shipment.code)
     handover.assert_parties(session, actor, giver, taker, details.occurred_at)
     samples = handover.samples_of(session, containers)
     for container in containers:
