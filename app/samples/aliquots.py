@@ -192,6 +192,14 @@ def aliquot_by_barcode(session: Session, barcode: str) -> Container:
     return container
 
 
+def parent_of(session: Session, aliquot: Container) -> Container | None:
+    return session.get(Container, aliquot.parent_id) if aliquot.parent_id else None
+
+
+def sample_of(session: Session, container: Container) -> Sample:
+    return session.get(Sample, container.sample_id)
+
+
 def aliquot_label(session: Session, aliquot: Container) -> Label:
     """The aliquot's label: its barcode, the sample number, the parent, the amount and the day."""
     import json
