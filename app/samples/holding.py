@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
@@ -151,6 +151,28 @@ def duration_text(span: timedelta) -> str:
     if hours:
         return gettext("%(h)d h %(m)d min") % {"h": hours, "m": mins}
     return gettext("%(m)d min") % {"m": mins}
+
+
+def lab_time_text(moment: datetime, tz: tzinfo) -> str:
+    """An instant in lab time to the minute; with its UTC offset when the wall time alone is
+    ambiguous (the hour repeated when daylight saving ends), so it reads back as one instant."""
+    local = _utc(moment).astimezone(tz)
+    shown = local.strftime("%Y-%m-%d %H:%M")
+    if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
+        offset = local.strftime("%z")
+        shown += f" UTC{offset[:3]}:{offset[3:]}"
+    return shown
+
+
+def parse_lab_time(text: str, tz: tzinfo) -> datetime:
+    """The instant `lab_time_text` shows (aware UTC); a wall time without an offset is lab time."""
+    value = text.strip()
+    if " UTC" in value:
+        local, offset = value.split(" UTC", 1)
+        moment = datetime.strptime(f"{local} {offset.replace(':', '')}", "%Y-%m-%d %H:%M %z")
+    else:
+        moment = datetime.strptime(value, "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+    return moment.astimezone(UTC)
 
 
 def time_left_text(reading: ClockReading) -> str:
@@ -486,7 +508,7 @@ def worklist(session: Session, filters: WorklistFilters, *, at: datetime | None 
         if position is not None:
             query = query.where(HoldingClock.id > position[2])
         rows += session.execute(query.order_by(HoldingClock.id).limit(size + 1)).all()
-    if len(rows) <= size and filters.colour != ClockColour.NONE.value:
+    if filters.colour != ClockColour.NONE.value:  # even when the first group filled the page: fixed cost
         query = base.where(HoldingClock.deadline_at.is_not(None))
         condition = _colour_condition(filters.colour, at, hours)
         if condition is not None:
@@ -496,7 +518,7 @@ def worklist(session: Session, filters: WorklistFilters, *, at: datetime | None 
             query = query.where(or_(HoldingClock.deadline_at > after,
                                     and_(HoldingClock.deadline_at == after, HoldingClock.id > after_id)))
         rows += session.execute(query.order_by(HoldingClock.deadline_at, HoldingClock.id)
-                                .limit(size + 1 - len(rows))).all()
+                                .limit(max(1, size + 1 - len(rows)))).all()
     more = len(rows) > size
     rows = rows[:size]
     shown = [WorklistRow(r.id, r.sample_no, r.kind, r.state, r.matrix, r.parameter,
