@@ -162,7 +162,7 @@ def test_one_mail_carries_instruments_and_materials(env, db, technical, shelf, s
     assert instrument_event["message_id"] == material_event["message_id"] == message["Message-ID"]
 
 
-def test_an_unreachable_smtp_server_fails_clearly_and_records_nothing(env, db, shelf):
+def test_an_unreachable_smtp_server_fails_clearly_and_records_nothing(env, db, shelf, wide):
     port = free_port()  # nothing listens there
     result = lims({**env, **mail_env(port)}, "reminders", "--mail")
     assert result.exit_code == 1
