@@ -18,6 +18,7 @@ from app.reference_materials import service as rm
 from app.samples import aliquots, preparation
 from app.samples.lab_models import HoldingClock, PrepBatch, PrepBatchItem, PrepBatchMaterial
 from app.samples.models import Container, ContainerState, Sample, SampleState
+from tests.conftest import PASSWORD
 from tests.reference_materials.conftest import make_lot, make_material, open_unit, prepare, receive
 from tests.samples.conftest import DispatchedTask
 from tests.samples.lab_fixtures import *  # noqa: F403
@@ -29,10 +30,10 @@ CU_VALUES = (rm.ValueFacts("Cu", D("1000"), "mg/L", D("5"), D("2")),)
 
 def received(db: Database, dt: DispatchedTask, custodian: User, *, state: str = SampleState.RECEIVED.value,
              minutes_ago: int = 5) -> DispatchedTask:
-    """The task's samples as if received at the door `minutes_ago` by the custodian.
-
-    Set directly until the receipt service (app.samples.receipt, helper B) signs deliveries; the
-    preparation rules only read the sample's state, its receipt time and the containers' holder."""
+    """The task's samples put in `state` as if received `minutes_ago` by the custodian, set
+    directly: for the states receipt does not give (disposed) and for moving a received sample to
+    another state; the preparation rules only read the sample's state, its receipt time and the
+    containers' holder. Ordinary receipt goes through the service (`receive_all`)."""
     at = utcnow() - timedelta(minutes=minutes_ago)
     with db.transaction() as session:
         ids = [s.id for s in dt.samples]
@@ -116,10 +117,28 @@ def analyst(users) -> User:
     return users["analyst"]
 
 
+def receive_all(db: Database, dt: DispatchedTask, custodian: User) -> DispatchedTask:
+    """Receive every container of the task at the door through the receipt service (open a
+    delivery for the task, scan, accept each sample, sign `received`)."""
+    from app.samples import receipt
+
+    with db.transaction() as session:
+        delivery = receipt.open_delivery(session, custodian, receipt.DeliveryInput(
+            code=dt.task.code, cooler_temp="4.0", seal_no="F0001", seal_intact=True))
+        for sample in dt.samples:
+            for container in dt.containers[sample.id]:
+                receipt.scan_container(session, custodian, delivery, container.barcode)
+            receipt.record_check(session, custodian, delivery, sample.sample_no, receipt.CheckInput(
+                decision="accept", arrival_temp="4.0", preservation_ok=True, container_intact=True,
+                volume_sufficient=True, label_legible=True))
+        receipt.sign_delivery(session, custodian, delivery, PASSWORD)
+    return refreshed(db, dt)
+
+
 @pytest.fixture
 def in_lab(db, collected_task, users) -> DispatchedTask:
-    """The collected task's three samples received at the lab, held by the custodian."""
-    return received(db, collected_task, users["custodian"])
+    """The collected task's three samples received at the lab (signed receipt), held by the custodian."""
+    return receive_all(db, collected_task, users["custodian"])
 
 
 @pytest.fixture
