@@ -27,7 +27,7 @@ from app.core.barcodes import A4_SHEET, Label, THERMAL_50x30, render_labels
 from app.core.codes import check_digit_ok, reserve_codes, with_check_digit
 from app.core.db import utcnow
 from app.core.errors import InvalidInput
-from app.core.i18n import pick
+from app.core.i18n import N_, pick
 from app.core.permissions import Permission, ensure, has_permission
 from app.core.web import Page, paginate
 from app.people.models import User
@@ -42,6 +42,10 @@ LOCATION_PREFIX = "LC"
 LOCATION_RE = re.compile(r"^LC\d{2}-\d{6,9}$")
 MAX_SCANS = 500  # containers moved in one act: a full fridge shelf, not a warehouse
 MAX_CAPACITY = 100_000
+CUSTODY_KIND_NAMES = {
+    "handover": N_("Handed over"), "receipt": N_("Received"), "storage": N_("Stored"),
+    "take_out": N_("Taken out"), "return": N_("Given back"), "disposal": N_("Disposed of"),
+}
 UNRECORDED = "未记录 / not recorded"  # the giver of a container nobody on record holds (left with a courier)
 # states from which the first storage makes the sample `in_storage` (DOMAIN.md §3)
 STORES_SAMPLE = {SampleState.RECEIVED.value, SampleState.CONDITIONALLY_RECEIVED.value}
@@ -556,9 +560,11 @@ def storage_section(session: Session, sample: Sample) -> Any:
     is now, the retention and any disposal request."""
     if sample.state in (SampleState.REGISTERED.value, SampleState.CANCELLED.value):
         return None
-    from app.samples.disposal import requests_of_sample
+    from app.samples.disposal import STATE_NAMES, requests_of_sample
 
     return {
+        "custody_kinds": CUSTODY_KIND_NAMES,
+        "disposal_states": {state: names[1] for state, names in STATE_NAMES.items()},
         "containers": whereabouts(session, containers_of_sample(session, sample)),
         "reported_at": sample.reported_at,
         "retain_until": sample.retain_until,

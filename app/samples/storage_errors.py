@@ -204,7 +204,7 @@ class SampleInOpenDisposal(DomainError):
 
 class DisposalSelfApproval(DomainError):
     code = "disposal_self_approval"
-    http_status = 403
+    http_status = 409
     message_zh = "申请人不能批准自己提出的处置申请，须由另一位质量负责人决定。"
     message_en = "Whoever requested a disposal cannot decide it; another quality manager must."
 
