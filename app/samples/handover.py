@@ -28,10 +28,11 @@ from sqlalchemy.orm import Session
 
 from app.core import audit
 from app.core.codes import check_digit_ok
+from app.core.db import utcnow
 from app.core.errors import InvalidInput
 from app.core.idempotency import KEY_RE
-from app.core.permissions import Permission, ensure, has_permission
-from app.people.models import User
+from app.core.permissions import ROLE_PERMISSIONS, Permission, ensure, has_permission
+from app.people.models import RoleGrant, User
 from app.samples import custody_errors as errors
 from app.samples import lab_input
 from app.samples.custody import NoContainers, Party, SamePartyBothSides, record_custody
@@ -270,3 +271,16 @@ def _refuse_packed(session: Session, containers: Sequence[Container]) -> None:
     for container in containers:
         if container.shipment_id in packing:
             raise errors.ContainerPacked(barcode=container.barcode, shipment=packing[container.shipment_id])
+
+
+# ---------------------------------------------------------------- choices for the forms
+
+
+def custody_people(session: Session) -> list[User]:
+    """Active people who may hold samples now (the roles carrying CUSTODY_RECORD): one query."""
+    now = utcnow()
+    roles = [role.value for role, granted in ROLE_PERMISSIONS.items() if Permission.CUSTODY_RECORD in granted]
+    holding = select(RoleGrant.user_id).where(
+        RoleGrant.role.in_(roles), RoleGrant.status == "active", RoleGrant.valid_from <= now,
+        (RoleGrant.valid_to.is_(None)) | (RoleGrant.valid_to > now))
+    return list(session.scalars(select(User).where(User.active, User.id.in_(holding)).order_by(User.username)))
