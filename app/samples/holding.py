@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, update
+from sqlalchemy import ColumnElement, Integer, and_, bindparam, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from app.core import audit
@@ -435,38 +435,77 @@ def rule_hours(session: Session) -> list[int]:
         select(PreservationRule.holding_hours).where(PreservationRule.holding_hours.is_not(None)).distinct()))
 
 
-def _due_by(at: datetime, hours: Iterable[int]) -> ColumnElement[bool]:
-    """Amber or red at `at`: the deadline is within a quarter of the clock's allowed time. One
-    range on the deadline per holding time of the table, so the index still serves it."""
-    terms = [and_(HoldingClock.allowed_hours == h, HoldingClock.deadline_at <= at + timedelta(hours=h) / 4)
-             for h in hours]
+_CLOCK = HoldingClock.__table__.c  # type: ignore[attr-defined]
+_SAMPLE = Sample.__table__.c  # type: ignore[attr-defined]
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}  # built once per shape, bound per call: a page is two round trips
+
+
+def _due_by(hours: Iterable[int]) -> ColumnElement[bool]:
+    """Amber or red at :at: the deadline is within a quarter of the clock's allowed time. One
+    range on the deadline per holding time of the table (bound as :due_<h> = at + h/4), so the
+    index still serves it."""
+    terms = [and_(_CLOCK.allowed_hours == h, _CLOCK.deadline_at <= bindparam(f"due_{h}")) for h in hours]
     return or_(*terms) if terms else false()
 
 
-def _colour_condition(colour: str, at: datetime, hours: list[int]) -> ColumnElement[bool] | None:
+def _colour_condition(colour: str, hours: tuple[int, ...]) -> ColumnElement[bool] | None:
+    at = bindparam("at")
     if colour == ClockColour.RED.value:
-        return HoldingClock.deadline_at < at
+        return _CLOCK.deadline_at < at
     if colour == ClockColour.AMBER.value:
-        return and_(HoldingClock.deadline_at >= at, _due_by(at, hours))
+        return and_(_CLOCK.deadline_at >= at, _due_by(hours))
     if colour == ClockColour.GREEN.value:
-        return and_(HoldingClock.deadline_at >= at, ~_due_by(at, hours))
+        return and_(_CLOCK.deadline_at >= at, ~_due_by(hours))
     if colour == "due":
-        return or_(HoldingClock.deadline_at < at, _due_by(at, hours))
+        return or_(_CLOCK.deadline_at < at, _due_by(hours))
     return None
 
 
-def _worklist_select(filters: WorklistFilters) -> Any:
-    query = (select(HoldingClock.id, HoldingClock.parameter, HoldingClock.started_at, HoldingClock.allowed_hours,
-                    HoldingClock.deadline_at, Sample.sample_no, Sample.kind, Sample.state, Sample.matrix)
-             .join(Sample, Sample.id == HoldingClock.sample_id)
-             .where(HoldingClock.open == true(), Sample.state.not_in(CLOSED_STATES)))
+def _statement(group: str, filters: WorklistFilters, hours: tuple[int, ...], after: bool) -> Any:
+    """The SELECT of one group ("n": without deadline, by id; "d": by deadline, id) for these
+    filters, with bind parameters; cached by its shape."""
+    key = (group, bool(filters.parameter), bool(filters.matrix), bool(filters.state), filters.colour, hours, after)
+    found = _STATEMENTS.get(key)
+    if found is not None:
+        return found
+    query = (select(_CLOCK.id, _CLOCK.parameter, _CLOCK.started_at, _CLOCK.allowed_hours, _CLOCK.deadline_at,
+                    _SAMPLE.sample_no, _SAMPLE.kind, _SAMPLE.state, _SAMPLE.matrix)
+             .join_from(HoldingClock.__table__, Sample.__table__, _SAMPLE.id == _CLOCK.sample_id)  # type: ignore
+             .where(_CLOCK.open == true(), _SAMPLE.state.not_in(CLOSED_STATES)))
     if filters.parameter:
-        query = query.where(HoldingClock.parameter == filters.parameter)
+        query = query.where(_CLOCK.parameter == bindparam("parameter"))
     if filters.matrix:
-        query = query.where(Sample.matrix == filters.matrix)
+        query = query.where(_SAMPLE.matrix == bindparam("matrix"))
     if filters.state:
-        query = query.where(Sample.state == filters.state)
+        query = query.where(_SAMPLE.state == bindparam("state"))
+    if group == "n":
+        query = query.where(_CLOCK.deadline_at.is_(None))
+        if after:
+            query = query.where(_CLOCK.id > bindparam("after_id"))
+        query = query.order_by(_CLOCK.id)
+    else:
+        query = query.where(_CLOCK.deadline_at.is_not(None))
+        condition = _colour_condition(filters.colour, hours)
+        if condition is not None:
+            query = query.where(condition)
+        if after:
+            query = query.where(or_(_CLOCK.deadline_at > bindparam("after_at"),
+                                    and_(_CLOCK.deadline_at == bindparam("after_at"),
+                                         _CLOCK.id > bindparam("after_id"))))
+        query = query.order_by(_CLOCK.deadline_at, _CLOCK.id)
+    query = query.limit(bindparam("limit", type_=Integer, literal_execute=True))
+    _STATEMENTS[key] = query
     return query
+
+
+def _parameters(filters: WorklistFilters, at: datetime, hours: tuple[int, ...], limit: int,
+                position: tuple[str, datetime | None, int] | None) -> dict[str, Any]:
+    values: dict[str, Any] = {"at": at, "limit": limit, "parameter": filters.parameter, "matrix": filters.matrix,
+                              "state": filters.state}
+    values.update({f"due_{h}": at + timedelta(hours=h) / 4 for h in hours})
+    if position is not None:
+        values.update({"after_at": position[1], "after_id": position[2]})
+    return values
 
 
 def _cursor_of(row: Any) -> str:
@@ -491,49 +530,59 @@ def parse_cursor(cursor: str) -> tuple[str, datetime | None, int] | None:
     return None
 
 
+def _reading_of(row: Any, at: datetime) -> ClockReading:
+    """`read_clock` of a worklist row (open clocks: nothing stopped), without re-checking zones."""
+    start, end = row.started_at, row.deadline_at
+    elapsed = at - start
+    if end is None:
+        return ClockReading(start, None, at, None, elapsed, None, None, ClockColour.NONE)
+    allowed = end - start
+    if at > end:
+        colour = ClockColour.RED
+    elif at >= start + allowed * AMBER_FRACTION:
+        colour = ClockColour.AMBER
+    else:
+        colour = ClockColour.GREEN
+    return ClockReading(start, end, at, allowed, elapsed, end - at, elapsed / allowed if allowed else 1.0, colour)
+
+
 def worklist(session: Session, filters: WorklistFilters, *, at: datetime | None = None, size: int = 50,
              cursor: str = "") -> WorklistPage:
     """One page of open clocks of samples not yet analysed: those without a deadline first, then
-    by deadline (time left, ascending; expired first), each read at `at`. At most three queries
-    (the holding times of the table when filtering by amber or green, the as-soon-as-possible
-    group, the deadline group), each an index range in (open, deadline_at, id) order."""
+    by deadline (time left, ascending; expired first), each read at `at`. A fixed number of
+    queries (the holding times of the table when filtering by amber, green or due; the
+    as-soon-as-possible group unless filtered out; the deadline group unless filtered out), each
+    an index range in (open, deadline_at, id) order."""
     at = _utc(at or utcnow())
     position = parse_cursor(cursor)
-    hours = rule_hours(session) if filters.colour in (ClockColour.AMBER.value, ClockColour.GREEN.value, "due") \
-        else []
-    base = _worklist_select(filters)
+    hours = tuple(rule_hours(session)) if filters.colour in (ClockColour.AMBER.value, ClockColour.GREEN.value,
+                                                             "due") else ()
+    connection = session.connection()
     rows: list[Any] = []
     if filters.colour in ("", ClockColour.NONE.value) and (position is None or position[0] == "n"):
-        query = base.where(HoldingClock.deadline_at.is_(None))
-        if position is not None:
-            query = query.where(HoldingClock.id > position[2])
-        rows += session.execute(query.order_by(HoldingClock.id).limit(size + 1)).all()
+        statement = _statement("n", filters, (), position is not None)
+        rows += connection.execute(statement, _parameters(filters, at, (), size + 1, position)).all()
     if filters.colour != ClockColour.NONE.value:  # even when the first group filled the page: fixed cost
-        query = base.where(HoldingClock.deadline_at.is_not(None))
-        condition = _colour_condition(filters.colour, at, hours)
-        if condition is not None:
-            query = query.where(condition)
-        if position is not None and position[0] == "d":
-            _, after, after_id = position
-            query = query.where(or_(HoldingClock.deadline_at > after,
-                                    and_(HoldingClock.deadline_at == after, HoldingClock.id > after_id)))
-        rows += session.execute(query.order_by(HoldingClock.deadline_at, HoldingClock.id)
-                                .limit(max(1, size + 1 - len(rows)))).all()
+        after = position if position is not None and position[0] == "d" else None
+        statement = _statement("d", filters, hours, after is not None)
+        rows += connection.execute(statement, _parameters(filters, at, hours, max(1, size + 1 - len(rows)),
+                                                          after)).all()
     more = len(rows) > size
     rows = rows[:size]
-    shown = [WorklistRow(r.id, r.sample_no, r.kind, r.state, r.matrix, r.parameter,
-                         read_clock(r.started_at, r.allowed_hours, at)) for r in rows]
+    shown = [WorklistRow(r.id, r.sample_no, r.kind, r.state, r.matrix, r.parameter, _reading_of(r, at))
+             for r in rows]
     return WorklistPage(shown, _cursor_of(rows[-1]) if more and rows else None, at, position is None, filters)
 
 
 def count_running_out(session: Session, at: datetime | None = None) -> int:
     """Open clocks of samples not yet analysed that are amber or red at `at` (the dashboards)."""
     at = _utc(at or utcnow())
+    hours = tuple(rule_hours(session))
     query = (select(func.count()).select_from(HoldingClock).join(Sample, Sample.id == HoldingClock.sample_id)
              .where(HoldingClock.open == true(), Sample.state.not_in(CLOSED_STATES),
                     HoldingClock.deadline_at.is_not(None),
-                    _colour_condition("due", at, rule_hours(session))))  # type: ignore[arg-type]
-    return session.scalar(query) or 0
+                    _colour_condition("due", hours)))  # type: ignore[arg-type]
+    return session.scalar(query, _parameters(WorklistFilters(), at, hours, 0, None)) or 0
 
 
 def worklist_parameters(session: Session) -> list[str]:

@@ -33,6 +33,9 @@ def test_the_worklist_puts_as_soon_as_possible_first_then_by_time_left(db, users
         assert [r.sample_no for r in page.rows] == [numbers[i] for i in (3, 0, 4, 1, 5, 2)]
         assert [r.reading.colour.value for r in page.rows] == ["none", "red", "red", "amber", "amber", "green"]
         assert page.next_cursor is None
+        for row in page.rows:  # the worklist's fast reading is the clock's reading
+            r = row.reading
+            assert r == holding.read_clock(r.started_at, None if r.allowed is None else int(r.allowed / H), page.at)
         assert holding.count_running_out(session) == 4
         red = holding.worklist(session, holding.WorklistFilters(colour="red"))
         assert [r.sample_no for r in red.rows] == [numbers[0], numbers[4]]
