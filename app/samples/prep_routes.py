@@ -44,7 +44,7 @@ KIND_NAMES = {
     PrepKind.FILTRATION.value: N_("Filtration"), PrepKind.DRYING_SIEVING.value: N_("Drying and sieving"),
     PrepKind.DISTILLATION.value: N_("Distillation"), PrepKind.OTHER.value: N_("Other preparation"),
 }
-BATCH_STATE_NAMES = {"open": N_("Open"), "closed": N_("Closed and signed")}
+BATCH_STATE_NAMES = {"open": N_("Open, being prepared"), "closed": N_("Closed and signed")}
 ROLE_NAMES = {"sample": N_("Sample"), "prep_blank": N_("Preparation blank"), "spike": N_("Spike")}
 PREP_STATE_NAMES = {**STATE_NAMES, "in_preparation": N_("In preparation"), "prepared": N_("Prepared"),
                     "disposed": N_("Disposed of")}
@@ -187,7 +187,9 @@ def _act_on_batch(request: Request, session: Session, user: User, code: str, for
     if error is not None:
         session.expire_all()
         return _batch_page(request, session, code, error=error, form=form, values=values)
-    return see_other(request, f"{BASE}/{batch.code}#{form}")
+    # back to the page; after a scanned sample without a fragment, since a fragment target keeps
+    # the browser from focusing the scan box (HTML autofocus), and the next scan goes there
+    return see_other(request, f"{BASE}/{batch.code}" + ("" if form == "sample" else f"#{form}"))
 
 
 @router.post(f"{BASE}/{{code}}/samples", include_in_schema=False)
