@@ -56,7 +56,7 @@ from app.samples.lab_models import (
     ShipmentState,
 )
 from app.samples.models import Container, ContainerKind, ContainerState, Sample, SampleState
-from app.samples.registration import container_by_barcode
+from app.samples.registration import CONTAINER_RE, clean_container_barcode, container_by_barcode
 from app.sites.models import SamplingTask
 
 PREFIX = "RC"
@@ -333,28 +333,42 @@ def assert_receivable(session: Session, container: Container, sample: Sample) ->
         raise errors.ContainerNotFilled(barcode=container.barcode, sample_no=sample.sample_no)
 
 
+def _container_at_the_door(session: Session, delivery: Delivery, barcode: str) -> tuple[
+        Container, Sample, DeliveryScan | None, bool]:
+    """The container a barcode names, its sample, its earlier scan in this delivery and whether it
+    is expected: one query for a well-formed code (the scanner's every request); anything else
+    goes through `container_by_barcode`, which says precisely what is wrong with it."""
+    code = clean_container_barcode(barcode)
+    row = None
+    if CONTAINER_RE.match(code) and check_digit_ok(code):
+        row = session.execute(
+            select(Container, Sample, DeliveryScan, DeliveryExpected.id)
+            .join(Sample, Sample.id == Container.sample_id)
+            .outerjoin(DeliveryScan, and_(DeliveryScan.container_id == Container.id,
+                                          DeliveryScan.delivery_id == delivery.id))
+            .outerjoin(DeliveryExpected, and_(DeliveryExpected.container_id == Container.id,
+                                              DeliveryExpected.delivery_id == delivery.id))
+            .where(Container.barcode == code)).first()
+    if row is None:
+        container_by_barcode(session, barcode)  # raises the refusal that fits
+        raise AssertionError("container_by_barcode found what the query did not")  # pragma: no cover
+    container, sample, earlier, expected_id = row
+    return container, sample, earlier, expected_id is not None
+
+
 def scan_container(session: Session, actor: User, delivery: Delivery, barcode: str,
                    at: Any = None) -> ScanOutcome:
     """Record one container scanned at the door: expected or not, kept once per delivery."""
     ensure(session, actor, Permission.SAMPLES_RECEIVE)
     _assert_open(session, delivery)
-    container = container_by_barcode(session, barcode)
-    sample = session.get(Sample, container.sample_id)
+    container, sample, earlier, expected = _container_at_the_door(session, delivery, barcode)
     scanned_at = lab_input.act_time(session, at, "扫描时间", "The scan time")
-    earlier, expected = session.execute(
-        select(DeliveryScan, DeliveryExpected.id)
-        .select_from(Container)
-        .outerjoin(DeliveryScan, and_(DeliveryScan.container_id == Container.id,
-                                      DeliveryScan.delivery_id == delivery.id))
-        .outerjoin(DeliveryExpected, and_(DeliveryExpected.container_id == Container.id,
-                                          DeliveryExpected.delivery_id == delivery.id))
-        .where(Container.id == container.id)).one()
     if earlier is not None:
         return ScanOutcome(earlier, container, sample, False)
     assert_receivable(session, container, sample)
     lab_input.not_before_sampling(session, delivery.arrived_at, sample, "到达时间", "The arrival time")
     lab_input.not_before_sampling(session, scanned_at, sample, "扫描时间", "The scan time")
-    scan = DeliveryScan(delivery_id=delivery.id, container_id=container.id, expected=expected is not None,
+    scan = DeliveryScan(delivery_id=delivery.id, container_id=container.id, expected=expected,
                         scanned_at=scanned_at, scanned_by_id=actor.id)
     session.add(scan)
     session.flush()
