@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -477,9 +476,10 @@ def list_batches(session: Session, *, state: str = "", kind: str = "", q: str = 
         query = query.where(PrepBatch.state == state)
     if kind in BATCH_KINDS:
         query = query.where(PrepBatch.kind == kind)
-    text = clean_code(q)[:30]
+    text = re.sub(r"\s+", " ", q or "").strip().upper()[:30]
     if text:
-        query = query.where(func.upper(PrepBatch.code).contains(text) | func.upper(PrepBatch.method).contains(text))
+        query = query.where(func.upper(PrepBatch.code).contains(text, autoescape=True)
+                            | func.upper(PrepBatch.method).contains(text, autoescape=True))
     query = query.order_by(case((PrepBatch.state == PrepBatchState.OPEN.value, 0), else_=1),
                            PrepBatch.opened_at.desc(), PrepBatch.id.desc())
     found = paginate(session, query, page, size)
@@ -630,18 +630,3 @@ def prep_section(session: Session, sample: Sample) -> Any:
         [SampleBatchLine(b, i, containers[i.container_id].barcode if i.container_id in containers else "",
                          signatures.get(b.signature_id)) for i, b in rows])
 
-
-def samples_of(items: Sequence[ItemLine]) -> list[Sample]:
-    seen: dict[int, Sample] = {}
-    for line in items:
-        if line.sample is not None:
-            seen.setdefault(line.sample.id, line.sample)
-    return list(seen.values())
-
-
-def group_by_sample(items: Sequence[ItemLine]) -> dict[int, list[ItemLine]]:
-    grouped: dict[int, list[ItemLine]] = defaultdict(list)
-    for line in items:
-        if line.sample is not None:
-            grouped[line.sample.id].append(line)
-    return grouped

@@ -46,7 +46,9 @@ def test_the_list_page_and_its_htmx_fragment(db, as_analyst, analyst):
     assert re.findall(r'data-batch="(PB[^"]+)"', fragment.text) == [closed.code]
     assert re.findall(r'data-batch="(PB[^"]+)"', client.get("/prep?kind=digestion").text) != [closed.code]
     assert client.get("/prep?state=bogus").status_code == 422
-    assert client.get(f"/prep?q={closed.code[:6]}").status_code == 200
+    assert re.findall(r'data-batch="(PB[^"]+)"', client.get(f"/prep?q={closed.code.lower()}").text) == [closed.code]
+    assert re.findall(r'data-batch="(PB[^"]+)"', client.get("/prep?q=HJ 700").text) == [closed.code]
+    assert client.get("/prep?q=%25_").status_code == 200
 
 
 def test_the_list_query_count_does_not_grow(db, as_analyst, analyst, count_queries):
