@@ -89,7 +89,9 @@ def holding_worklist(request: Request, session: DbSession,
 
 def _deviation_context(session: Session, sample: Sample, chosen: list[str], act: str, reason: str) -> dict:
     section = holding.clock_section(session, sample)
-    return {"sample": sample, "section": section, "chosen": chosen or (section.late if section else []),
+    untouched = [r.clock.parameter for r in section.rows if r.reading.colour == holding.ClockColour.RED
+                 and not r.deviations] if section else []
+    return {"sample": sample, "section": section, "chosen": chosen or untouched,
             "act": act, "reason": reason, "acts": holding.ACTS}
 
 
