@@ -76,6 +76,16 @@ def samples_of(session: Session, containers: Sequence[Container]) -> dict[int, S
     return {s.id: s for s in session.scalars(select(Sample).where(Sample.id.in_(ids)))} if ids else {}
 
 
+def assert_containers(session: Session, containers: Sequence[Container], at: datetime) -> dict[int, Sample]:
+    """Every container may change hands, at a time after its sample was taken; their samples."""
+    samples = samples_of(session, containers)
+    for container in containers:
+        assert_movable(container, samples[container.sample_id])
+    for sample in samples.values():
+        lab_input.not_before_sampling(session, at, sample, "交接时间", "The time of the hand-over")
+    return samples
+
+
 def assert_movable(container: Container, sample: Sample) -> None:
     """A container whose sample was rejected, disposed of or cancelled changes hands no more
     (a disposed or emptied container itself is refused by `record_custody`)."""
@@ -221,11 +231,9 @@ def hand_over(
     earlier = repeat_of(session, actor, details, fingerprint)
     if earlier is not None:
         return earlier
-    assert_parties(session, actor, giver, taker, details.occurred_at)
-    samples = samples_of(session, containers)
-    for container in containers:
-        assert_movable(container, samples[container.sample_id])
+    samples = assert_containers(session, containers, details.occurred_at)
     _refuse_packed(session, containers)
+    assert_parties(session, actor, giver, taker, details.occurred_at)
     return record_handover(session, actor, containers, samples, giver, taker, details, fingerprint)
 
 

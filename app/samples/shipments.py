@@ -215,10 +215,8 @@ def hand_over_shipment(
         return earlier
     if not containers:
         raise errors.ShipmentEmpty(shipment=shipment.code)
+    samples = handover.assert_containers(session, containers, details.occurred_at)
     handover.assert_parties(session, actor, giver, taker, details.occurred_at)
-    samples = handover.samples_of(session, containers)
-    for container in containers:
-        handover.assert_movable(container, samples[container.sample_id])
     before = {"state": shipment.state, "holder_id": shipment.holder_id, "seal_no": shipment.seal_no}
     event = handover.record_handover(session, actor, containers, samples, giver, taker, details, fingerprint,
                                      shipment_id=shipment.id)
