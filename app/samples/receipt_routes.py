@@ -49,7 +49,11 @@ DECISIONS = (
     (ReceiptDecision.ACCEPT_WITH_CONDITIONS.value, N_("Accept with conditions")),
     (ReceiptDecision.REJECT.value, N_("Reject")),
 )
-DECISION_NAMES = dict(DECISIONS)
+DECISION_NAMES = {
+    ReceiptDecision.ACCEPT.value: N_("Accepted"),
+    ReceiptDecision.ACCEPT_WITH_CONDITIONS.value: N_("Accepted with conditions"),
+    ReceiptDecision.REJECT.value: N_("Rejected"),
+}
 CHECKS = (
     ("preservation_ok", N_("Preservation verified")),
     ("container_intact", N_("Container intact")),
@@ -89,7 +93,10 @@ def remaining_text(reading: ClockReading) -> str:
     late = reading.remaining < timedelta(0)
     left = -reading.remaining if late else reading.remaining
     hours, minutes = int(left.total_seconds() // 3600), int(left.total_seconds() % 3600 // 60)
-    span = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    if hours >= 48:
+        span = f"{hours // 24} d {hours % 24} h"
+    else:
+        span = f"{hours} h {minutes} min" if hours else f"{minutes} min"
     return gettext("over by %(span)s") % {"span": span} if late else gettext("%(span)s left") % {"span": span}
 
 
@@ -105,7 +112,8 @@ def show(request: Request, template: str, context: dict[str, Any], *, error: Dom
     full = {
         "kind_names": KIND_NAMES, "state_names": STATE_NAMES, "container_state_names": CONTAINER_STATE_NAMES,
         "sees_qc": bool(QC_READERS & getattr(request.state, "permissions", frozenset())),
-        "decisions": DECISIONS, "decision_names": DECISION_NAMES, "checks": CHECKS, "temp_units": TEMP_UNITS,
+        "decisions": DECISIONS, "decision_names": DECISION_NAMES, "decision_verbs": dict(DECISIONS),
+        "checks": CHECKS, "temp_units": TEMP_UNITS,
         "delivery_states": DELIVERY_STATES, "remaining_text": remaining_text, "person_name": person_name,
         **context,
     }
