@@ -119,7 +119,10 @@ def find(request: Request, session: DbSession, code: Annotated[str, Query(max_le
             if not shown_in_page(refusal):
                 raise
             error = refusal
-    return storage_show(request, "storage/find.html", {"code": text, "found": found}, error=error)
+    # a miss is an answer, not a broken page: the scan box shows why and waits for the next scan
+    response = storage_show(request, "storage/find.html", {"code": text, "found": found}, error=error)
+    response.status_code = 200 if error is None or error.http_status == 404 else error.http_status
+    return response
 
 
 # ---------------------------------------------------------------- moves

@@ -177,7 +177,9 @@ def test_where_is_answers_in_one_scan(client, db, users, received_task, custodia
     by_number = client.get("/storage/find", params={"code": dt.routine.sample_no})
     assert by_number.status_code == 200 and by_number.text.count('id="where-') == 3
     unknown = client.get("/storage/find", params={"code": "nothing-like-this"})
-    assert unknown.status_code == 404 and 'data-code="storage_code_unknown"' in unknown.text
+    assert unknown.status_code == 200 and 'data-code="storage_code_unknown"' in unknown.text
+    misread = client.get("/storage/find", params={"code": dt.barcodes()[0][:-1] + "X"})
+    assert misread.status_code == 200 and 'data-code="malformed_barcode"' in misread.text
     to_location = client.get("/storage/find", params={"code": fridge.code.lower()}, follow_redirects=False)
     assert to_location.status_code == 303 and to_location.headers["location"] == f"/storage/{fridge.code}"
 
