@@ -110,7 +110,7 @@ class HandoverForm:
     temp_value: str = ""
     temp_unit: str = "°C"
     seal_no: str = ""
-    seal_intact: str = ""
+    seal_intact: str = "1"  # ticked until someone unticks it: a broken seal is said, not assumed
     note: str = ""
     client_id: str = ""
 

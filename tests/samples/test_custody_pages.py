@@ -158,12 +158,16 @@ def test_a_cooler_is_packed_by_htmx_sealed_and_handed_over(client, db, users, co
     assert refused.status_code == 409 and 'data-code="container_in_other_shipment"' in refused.text
     sealed = client.post(f"/custody/shipments/{code}/seal", data={"seal_no": "F-42", "csrf_token": token})
     assert sealed.status_code == 303
+    sealed_page = client.get(f"/custody/shipments/{code}").text
+    assert 'name="seal_no" maxlength="40" value="F-42"' in sealed_page
+    assert 'name="seal_intact" value="1" checked' in sealed_page  # a broken seal is said, not assumed
     label = client.get(f"/custody/shipments/{code}/label.pdf")
     assert label.status_code == 200 and label.content.startswith(b"%PDF")
     handed = client.post(f"/custody/shipments/{code}/handover", data={
-        "csrf_token": token, "taker": "custodian", "temp_value": "277.15", "temp_unit": "K", "seal_no": "F-42",
-        "seal_intact": "1", "client_id": "web-cooler-0001"})
-    assert handed.status_code == 303, handed.text
+        "taker": "custodian", "temp_value": "277.15", "temp_unit": "K", "seal_no": "F-42", "seal_intact": "1",
+        "client_id": "web-cooler-0001"}, headers=htmx(token))
+    assert handed.status_code == 200, handed.text
+    assert 'data-state="handed_over"' in handed.text and "<html" not in handed.text  # the head is swapped too
     with db.reading() as session:
         shipment = session.scalars(select(Shipment).where(Shipment.code == code)).one()
         assert (shipment.state, shipment.holder_id) == ("handed_over", users["custodian"].id)
