@@ -27,7 +27,6 @@ from app.core.web import pager_base, render, see_other
 from app.people.models import User
 from app.samples import aliquots, preparation
 from app.samples.lab_models import PrepKind
-from app.samples.names import STATE_NAMES
 
 router = APIRouter()
 
@@ -46,16 +45,12 @@ KIND_NAMES = {
 }
 BATCH_STATE_NAMES = {"open": N_("Open, being prepared"), "closed": N_("Closed and signed")}
 ROLE_NAMES = {"sample": N_("Sample"), "prep_blank": N_("Preparation blank"), "spike": N_("Spike")}
-PREP_STATE_NAMES = {**STATE_NAMES, "in_preparation": N_("In preparation"), "prepared": N_("Prepared"),
-                    "disposed": N_("Disposed of")}
-CLOCK_NAMES = {"green": N_("Within time"), "amber": N_("Running out"), "red": N_("Past the deadline"),
-               "none": N_("No fixed deadline"), "stopped": N_("Stopped")}
-# the form a refusal is about, so the page opens it with the message
-FORM_OF_ERROR_PREFIX = ("sample", "blank", "spike", "material", "close")
 
 
 def shown_in_page(error: DomainError) -> bool:
-    return not isinstance(error, PermissionDenied | NotAuthenticated) or error.code == "prep_not_the_preparer"
+    """Refusals the analyst can act on are shown in the page (the preparer rule too: it is not a
+    missing permission); who-may refusals get the error page."""
+    return not isinstance(error, PermissionDenied | NotAuthenticated)
 
 
 def attempt(session: Session, act: Callable[[], Any]) -> tuple[Any, DomainError | None]:
@@ -72,7 +67,6 @@ def attempt(session: Session, act: Callable[[], Any]) -> tuple[Any, DomainError 
 def show(request: Request, template: str, context: dict[str, Any], *, error: DomainError | None = None,
          block: str | None = None) -> Response:
     full = {"kind_names": KIND_NAMES, "batch_state_names": BATCH_STATE_NAMES, "role_names": ROLE_NAMES,
-            "sample_state_names": PREP_STATE_NAMES, "clock_names": CLOCK_NAMES,
             "can_prepare": Permission.SAMPLES_PREPARE in getattr(request.state, "permissions", frozenset()),
             **context}
     if error is not None:
