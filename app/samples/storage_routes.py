@@ -160,6 +160,15 @@ def move_page(request: Request, session: DbSession, location: Filter = "",
 def store(request: Request, session: DbSession, location_code: Small = "", barcodes: Scans = "", at: Small = "",
           note: Text = "", user: User = require(Permission.STORAGE_MANAGE)):
     form = {"location_code": location_code, "barcodes": barcodes, "at": at, "note": note}
+    if location_code.strip() and not barcodes.strip():
+        # a wedge scanner's Enter after the location's label: keep it and wait for the containers
+        try:
+            location = storage.location_by_code(session, location_code)
+        except DomainError as error:
+            if not shown_in_page(error):
+                raise
+            return _move_page(request, session, action="store", form=form, error=error)
+        return _move_page(request, session, action="store", form={"location_code": location.code})
     result, error = attempt(session, lambda: storage.store(session, user, location_code, barcodes, at or None,
                                                            note=note))
     if error is None:  # the next shelf: keep the location, clear the scans

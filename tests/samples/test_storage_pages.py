@@ -178,8 +178,9 @@ def test_where_is_answers_in_one_scan(client, db, users, received_task, custodia
     assert by_number.status_code == 200 and by_number.text.count('id="where-') == 3
     unknown = client.get("/storage/find", params={"code": "nothing-like-this"})
     assert unknown.status_code == 200 and 'data-code="storage_code_unknown"' in unknown.text
-    misread = client.get("/storage/find", params={"code": dt.barcodes()[0][:-1] + "X"})
-    assert misread.status_code == 200 and 'data-code="malformed_barcode"' in misread.text
+    good = dt.barcodes()[0]
+    misread = client.get("/storage/find", params={"code": good[:-1] + str((int(good[-1]) + 1) % 10)})
+    assert misread.status_code == 422 and 'data-code="wrong_check_digit"' in misread.text
     to_location = client.get("/storage/find", params={"code": fridge.code.lower()}, follow_redirects=False)
     assert to_location.status_code == 303 and to_location.headers["location"] == f"/storage/{fridge.code}"
 
@@ -205,6 +206,12 @@ def test_the_move_page_stores_takes_out_and_gives_back(client, db, users, receiv
     dt = received_task
     page = client.get("/storage/move", params={"location": fridge.code})
     assert page.status_code == 200 and 'id="store-form"' in page.text
+    # the scanner's Enter after the location's label: the location is kept, the containers box waits
+    first = client.post("/storage/store", data=form(custodian, location_code=fridge.code.lower(), barcodes=""))
+    assert first.status_code == 200 and 'data-code=' not in first.text
+    assert re.search(r'<textarea name="barcodes"[^>]*autofocus', first.text) and f'value="{fridge.code}"' in first.text
+    wrong = client.post("/storage/store", data=form(custodian, location_code="LC26-0", barcodes=""))
+    assert wrong.status_code == 422 and 'data-code="not_a_location_code"' in wrong.text
     stored = client.post("/storage/store", data=form(custodian, location_code=fridge.code,
                                                      barcodes=" ".join(dt.barcodes())))
     assert stored.status_code == 200 and 'id="move-result"' in stored.text
