@@ -330,6 +330,10 @@ def test_an_unknown_disposal_is_404(client, custodian):
     assert client.get("/storage/disposals/DS26-99999").status_code == 404
 
 
-def test_the_walker_objects_can_be_made(db, users, collected_task):
-    made = make_storage_objects(db, users, collected_task)
+def test_the_walker_objects_can_be_made_and_their_pages_answer(client, db, users):
+    made = make_storage_objects(db, users)
     assert storage.LOCATION_RE.match(made["location_code"]) and made["code"].startswith("DS")
+    login(client, "inspector")
+    for path in (f"/storage/{made['location_code']}", f"/storage/disposals/{made['code']}",
+                 f"/storage/find?code={made['barcode']}", f"/samples/{made['sample_no']}"):
+        assert client.get(path).status_code == 200, path

@@ -100,17 +100,37 @@ def fridge(db, users) -> StorageLocation:
     return make_location(db, users["custodian"])
 
 
-def make_storage_objects(db: Database, users: dict[str, User], dt: DispatchedTask) -> dict[str, Any]:
-    """For the permission walkers: a location holding a stored container (`location_code`), and
-    an open disposal request (`code`) of a rejected sample."""
-    from app.samples import disposal
+def make_storage_objects(db: Database, users: dict[str, User]) -> dict[str, Any]:
+    """For the permission walkers, on their own (no task needed): two client samples delivered
+    by the client and received an hour ago; one stored in a new location (`location_code`, its
+    sample `sample_no` and a container `barcode`), the other rejected and in an open disposal
+    request (`code`, DS26-...)."""
+    from app.samples import disposal, registration
 
-    dt = receive_samples(db, dt, users["custodian"], dt.samples[:2])
-    location = make_location(db, users["custodian"], room="权限检查室")
+    custodian = users["custodian"]
     with db.transaction() as session:
-        storage.store(session, users["custodian"], location.code, dt.barcodes(dt.samples[0]))
-        rejected = session.get(Sample, dt.samples[2].id)
+        row = registration.AdhocSample(client_name="权限检查委托单位", parameters=["COD"],
+                                       scheduled_on=db.calendar.today(), location_text="厂区总排口")
+        samples = registration.register_adhoc_samples(session, custodian, [row, row])
+        at = utcnow() - timedelta(hours=1)
+        for sample in samples:
+            sample.collected_at, sample.received_at = at - timedelta(hours=1), at
+            sample.state = SampleState.RECEIVED.value
+        containers = list(session.scalars(select(Container).where(
+            Container.sample_id.in_([s.id for s in samples])).order_by(Container.id)))
+        for container in containers:
+            container.state, container.filled_at = ContainerState.FILLED.value, at - timedelta(hours=1)
+        session.flush()
+        record_custody(session, custodian, containers, CustodyKind.RECEIPT, giver=Party(place="委托单位送样"),
+                       taker=Party(user_id=custodian.id), occurred_at=at)
+        for container in containers:
+            container.state = ContainerState.RECEIVED.value
+        location = storage.create_location(session, custodian, storage.LocationInput(
+            room="权限检查室", unit="冰箱", temp_min="0", temp_max="4"))
+        stored, rejected = samples
+        mine = [c.barcode for c in containers if c.sample_id == stored.id]
+        storage.store(session, custodian, location.code, mine)
         rejected.state = SampleState.REJECTED.value
-        request = disposal.request_disposal(session, users["custodian"], [rejected.sample_no], "拒收样品处置")
-        return {"location_code": location.code, "code": request.code, "sample_no": dt.samples[0].sample_no,
-                "barcode": dt.barcodes(dt.samples[0])[0]}
+        request = disposal.request_disposal(session, custodian, [rejected.sample_no], "拒收样品处置")
+        return {"location_code": location.code, "code": request.code, "sample_no": stored.sample_no,
+                "barcode": mine[0]}
