@@ -67,9 +67,12 @@ def nav_for(permissions: frozenset[Permission]) -> list[NavItem]:
 
 
 def worklists_for(permissions: frozenset[Permission]) -> list[Worklist]:
-    return sorted(
-        (w for w in _worklists.values() if w.permission in permissions), key=lambda w: w.order
-    )
+    """The cards a user sees, once each: a card offered to several roles (one entry per
+    permission) is shown once to a user who has more than one of them."""
+    cards: dict[str, Worklist] = {}
+    for worklist in sorted((w for w in _worklists.values() if w.permission in permissions), key=lambda w: w.order):
+        cards.setdefault(worklist.href, worklist)
+    return list(cards.values())
 
 
 # Printable ASCII and CJK; no control characters. Keyboard-wedge scanners send plain text.

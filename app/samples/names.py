@@ -30,6 +30,9 @@ STATE_NAMES = {
     SampleState.CONDITIONALLY_RECEIVED.value: N_("Conditionally received"),
     SampleState.REJECTED.value: N_("Rejected at receipt"),
     SampleState.IN_STORAGE.value: N_("In storage"),
+    SampleState.IN_PREPARATION.value: N_("In preparation"),
+    SampleState.PREPARED.value: N_("Prepared, ready for analysis"),
+    SampleState.DISPOSED.value: N_("Disposed of"),
     SampleState.CANCELLED.value: N_("Cancelled"),
 }
 CONTAINER_STATE_NAMES = {
@@ -37,6 +40,7 @@ CONTAINER_STATE_NAMES = {
     ContainerState.ISSUED.value: N_("Issued"),
     ContainerState.FILLED.value: N_("Filled"),
     ContainerState.RECEIVED.value: N_("Received at the lab"),
+    ContainerState.REJECTED.value: N_("Rejected at receipt"),
     ContainerState.EMPTIED.value: N_("Emptied"),
     ContainerState.DISPOSED.value: N_("Disposed of"),
 }
