@@ -63,6 +63,8 @@ SIGNED_ENTITY = "prep_batch"
 # a method standard with its year: HJ 677-2013, GB 7467-87, HJ/T 195-2005, GB/T 5750.6—2006
 METHOD_RE = re.compile(r"^\S.*[-—–]\s?(\d{4}|\d{2})$")
 MAX_PARAMETERS = 40
+BEFORE_THE_LAB = frozenset({SampleState.REGISTERED.value, SampleState.COLLECTED.value, SampleState.IN_TRANSIT.value,
+                            SampleState.CANCELLED.value})
 STARTS_PREPARATION = frozenset({SampleState.RECEIVED.value, SampleState.CONDITIONALLY_RECEIVED.value,
                                 SampleState.IN_STORAGE.value})
 
@@ -613,7 +615,10 @@ class PrepSection:
 
 def prep_section(session: Session, sample: Sample) -> Any:
     """What the sample's page shows of this part (None: nothing to show): its aliquots and
-    sub-samples with what is left, and the preparation batches it went through."""
+    sub-samples with what is left, and the preparation batches it went through. A sample not yet at
+    the lab has neither (no query)."""
+    if sample.state in BEFORE_THE_LAB:
+        return None
     containers = {c.id: c for c in session.scalars(select(Container).where(Container.sample_id == sample.id))}
     parts = sorted((c for c in containers.values() if c.kind != ContainerKind.CONTAINER.value),
                    key=lambda c: c.position)
