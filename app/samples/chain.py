@@ -24,7 +24,7 @@ from app.core.web import Page
 from app.people.models import User
 from app.samples.custody import location_name
 from app.samples.lab_models import CustodyEvent, CustodyEventContainer, CustodyKind, Shipment, StorageLocation
-from app.samples.models import Container, Sample
+from app.samples.models import Container, Sample, SampleState
 
 NOT_FROM_HOLDER = "not_from_holder"  # the giver was not who (or where) held the container
 OUT_OF_ORDER = "out_of_order"  # dated before the container's event recorded before it
@@ -190,7 +190,10 @@ def custody_chain(session: Session, sample: Sample) -> ChainView:
 
 
 def custody_section(session: Session, sample: Sample) -> ChainView | None:
-    """What the sample's page shows of custody: the chain, once a container was filled."""
+    """What the sample's page shows of custody: the chain, once the sample was collected (no
+    query before: custody starts at the sampler's signature)."""
+    if sample.state in (SampleState.REGISTERED.value, SampleState.CANCELLED.value) and not sample.custody_gap:
+        return None
     view = custody_chain(session, sample)
     if not any(c.container.filled_at is not None or c.links for c in view.containers):
         return None
@@ -208,8 +211,8 @@ class GapSample:
 
 
 def samples_with_custody_gaps(session: Session, page: int = 1, size: int = 25) -> Page[GapSample]:
-    """Samples whose custody has a gap, the latest flagged first: three queries whatever the page
-    holds (Sample.custody_gap is indexed)."""
+    """Samples whose custody has a gap, newest samples first, with how many links are flagged and
+    the latest: three queries whatever the page holds (Sample.custody_gap is indexed)."""
     page = max(1, page)
     total = session.scalar(select(func.count()).select_from(Sample).where(Sample.custody_gap.is_(True))) or 0
     samples = session.scalars(select(Sample).where(Sample.custody_gap.is_(True)).order_by(Sample.id.desc())

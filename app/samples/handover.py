@@ -35,7 +35,7 @@ from app.core.permissions import ROLE_PERMISSIONS, Permission, ensure, has_permi
 from app.people.models import RoleGrant, User
 from app.samples import custody_errors as errors
 from app.samples import lab_input
-from app.samples.custody import NoContainers, Party, SamePartyBothSides, record_custody
+from app.samples.custody import ContainerNotCollected, NoContainers, Party, SamePartyBothSides, record_custody
 from app.samples.errors import ContainerNotFound
 from app.samples.lab_models import CustodyEvent, CustodyEventContainer, CustodyKind, Shipment, ShipmentState
 from app.samples.models import Container, ContainerState, Sample, SampleState
@@ -87,10 +87,13 @@ def assert_containers(session: Session, containers: Sequence[Container], at: dat
 
 
 def assert_movable(container: Container, sample: Sample) -> None:
-    """A container whose sample was rejected, disposed of or cancelled changes hands no more
-    (a disposed or emptied container itself is refused by `record_custody`)."""
+    """A container changes hands once its sample is collected (the field record signed), and no
+    more once the sample was rejected, disposed of or cancelled (a disposed or emptied container
+    itself is refused by `record_custody`)."""
     if container.state == ContainerState.REJECTED.value or sample.state == SampleState.REJECTED.value:
         raise errors.ContainerRejectedForCustody(barcode=container.barcode)
+    if sample.state == SampleState.REGISTERED.value:
+        raise ContainerNotCollected(barcode=container.barcode)  # the sampler signs the field record first
     if sample.state in CLOSED_SAMPLE_STATES:
         raise errors.SampleClosedForCustody(barcode=container.barcode, sample_no=sample.sample_no,
                                             **errors.state_words(sample.state))

@@ -299,3 +299,18 @@ def test_an_act_dated_before_the_one_recorded_before_it_is_a_gap(db, users, coll
     with chain_of(db, dt.routine) as chain:
         [gap] = chain.gaps
         assert gap.link.gap_reasons == (OUT_OF_ORDER,)
+
+
+def test_a_sample_not_yet_signed_in_the_field_does_not_change_hands(db, users, collected_task, count_queries):
+    dt = collected_task
+    with db.transaction() as session:
+        session.get(Sample, dt.routine.id).state = SampleState.REGISTERED.value
+    refused(db, "container_not_collected", dt.sampler, dt.barcodes(), giver_id=dt.sampler.id,
+            taker_id=users["custodian"].id, occurred_at=ago(5))
+    from app.samples.chain import custody_section
+
+    with db.reading() as session:
+        sample = session.get(Sample, dt.routine.id)
+        with count_queries() as q:
+            assert custody_section(session, sample) is None
+        assert q.count == 0
