@@ -495,3 +495,38 @@ def test_the_sample_page_section_shows_the_decision_and_the_signature(db, collec
         session.expunge_all()
     assert section.receipt.decision == "accept_with_conditions" and section.check.deviation == "label smudged"
     assert section.signature.intact and section.person(section.receipt.received_by_id).id == custodian.id
+
+
+def test_two_deliveries_signed_at_once_receive_a_sample_once(pg_db, collected_task, users):
+    from tests.conftest import race
+
+    dt, custodian = collected_task, users["custodian"]
+    first = open_(pg_db, custodian, sampler="sampler")
+    second = open_(pg_db, custodian, code=dt.task.code)
+    scan(pg_db, custodian, first, dt.barcodes()[0])
+    scan(pg_db, custodian, second, dt.barcodes()[1])
+    decide(pg_db, custodian, first, dt.routine)
+    decide(pg_db, custodian, second, dt.routine)
+    results = race(pg_db, lambda s: receipt.sign_delivery(s, custodian, first, PASSWORD),
+                   lambda s: receipt.sign_delivery(s, custodian, second, PASSWORD))
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 1 and isinstance(errors[0], DomainError) and errors[0].code == "received_already", results
+    with pg_db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(SampleReceipt)) == 1
+
+
+def test_the_same_container_scanned_at_once_is_kept_once(pg_db, collected_task, users):
+    from tests.conftest import race
+
+    dt, custodian = collected_task, users["custodian"]
+    delivery = open_(pg_db, custodian, sampler="sampler")
+
+    def act(session):
+        return receipt.scan_container(session, custodian, receipt.delivery_by_code(session, delivery.code,
+                                                                                   for_update=True), dt.barcodes()[0])
+
+    results = race(pg_db, act, act)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sorted(r.created for r in results) == [False, True]
+    with pg_db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(DeliveryScan)) == 1
