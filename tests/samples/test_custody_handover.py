@@ -314,3 +314,28 @@ def test_a_sample_not_yet_signed_in_the_field_does_not_change_hands(db, users, c
         with count_queries() as q:
             assert custody_section(session, sample) is None
         assert q.count == 0
+
+
+def test_aliquots_have_their_own_chain_linked_to_the_parent(db, users, collected_task):
+    """An aliquot is a container of the same sample with a parent (app.samples.aliquots makes
+    them); its chain starts with whoever took it and is shown beside its parent's."""
+    dt = collected_task
+    analyst, custodian = users["analyst"], users["custodian"]
+    parent = dt.barcodes()[0]
+    act(db, dt.sampler, dt.barcodes(), giver_id=dt.sampler.id, taker_id=custodian.id, occurred_at=ago(6))
+    with db.transaction() as session:
+        source = session.scalars(select(Container).where(Container.barcode == parent)).one()
+        aliquot = Container(
+            barcode=with_check_digit("CT26-8000001"), sample_id=source.sample_id, position=9,
+            group_code=source.group_code, container_type="G", parameters=source.parameters,
+            state=ContainerState.FILLED.value, filled_at=ago(4), created_at=ago(4), kind="aliquot",
+            parent_id=source.id, amount=Decimal("50"), amount_unit="mL", holder_id=analyst.id)
+        session.add(aliquot)
+    act(db, analyst, [aliquot.barcode], giver_id=analyst.id, taker_id=custodian.id, occurred_at=ago(2))
+    with chain_of(db, dt.routine) as chain:
+        by_barcode = {c.barcode: c for c in chain.containers}
+        assert list(by_barcode)[-1] == aliquot.barcode  # after the containers filled in the field
+        mine = by_barcode[aliquot.barcode]
+        assert mine.parent_barcode == parent
+        assert mine.start.username == "analyst" and mine.current.username == "custodian"
+        assert len(mine.links) == 1 and not chain.gaps

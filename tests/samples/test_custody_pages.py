@@ -130,8 +130,12 @@ def test_scanning_adds_rows_by_htmx_and_says_a_bad_scan_at_once(client, db, coll
 
 
 def test_who_may_open_the_handover_page(client, db, collected_task):
-    login(client, "inspector")
+    token = login(client, "inspector")
     assert client.get("/custody/handover").status_code == 403
+    posted = client.post("/custody/handover", data={"csrf_token": token, "barcodes": collected_task.barcodes()[0],
+                                                    "giver": "inspector", "taker": "custodian"})
+    assert posted.status_code == 403 and 'data-code="inspector_read_only"' in posted.text
+    assert events(db) == 0
     assert client.get("/custody/shipments").status_code == 200  # reading is allowed
     assert client.get("/custody/gaps").status_code == 200
 
