@@ -218,3 +218,19 @@ def test_the_delivery_page_query_count_does_not_grow_with_containers(client, db,
     with count_queries() as signed:
         assert 'data-delivery-state="signed"' in client.get(f"/receipts/{large.code}").text
     assert signed.count <= few.count + 8, signed.statements  # the signature and its content
+
+
+def make_receipt_objects(db, users) -> dict[str, str]:
+    """An open delivery for the permission walks (tests/test_permissions.py): its code for the
+    `{code}` of /receipts/{code} and /api/v1/receipts/{code} (and their posts)."""
+    _collected_client_samples(db, users, 1)
+    with db.transaction() as session:
+        delivery = receipt.open_delivery(session, users["custodian"], DeliveryInput(sampler=users["sampler"].username))
+    return {"code": delivery.code}
+
+
+def test_the_walkers_delivery_reads_for_the_inspector(client, db, users):
+    code = make_receipt_objects(db, users)["code"]
+    login(client, "inspector")
+    assert client.get(f"/receipts/{code}").status_code == 200
+    assert client.get(f"/api/v1/receipts/{code}").status_code == 200
