@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core import audit
@@ -29,7 +29,7 @@ from app.people.models import User
 from app.samples import lab_input
 from app.samples import prep_errors as errors
 from app.samples.custody import Party, record_custody
-from app.samples.lab_models import CustodyKind, StorageLocation
+from app.samples.lab_models import CustodyKind
 from app.samples.models import Container, ContainerKind, ContainerState, Sample, SampleState
 from app.samples.registration import CONTAINER_PREFIX, CONTAINER_WIDTH, container_by_barcode
 
@@ -168,18 +168,12 @@ def _take_into_hands(session: Session, actor: User, parent: Container, aliquot: 
     """The aliquot is born where the parent is and taken by the analyst: a take-out from the
     parent's holder (a person or a storage place). Born in the analyst's own hands (they hold the
     parent already), it comes from the parent itself, named as the place."""
-    if (parent.holder_id, parent.location_id) == (actor.id, None) or (parent.holder_id, parent.location_id) == (
-            None, None):
+    if (parent.holder_id, parent.location_id) in ((actor.id, None), (None, None)):
         giver = Party(place=f"分取自 {parent.barcode} / aliquot of {parent.barcode}")
     else:
         giver = Party(user_id=parent.holder_id, location_id=parent.location_id)
-        aliquot.holder_id, aliquot.location_id = parent.holder_id, parent.location_id
-        if parent.location_id is not None:
-            # it was there for a moment: counted in, so that the take-out counts it out again
-            session.execute(update(StorageLocation).where(StorageLocation.id == parent.location_id)
-                            .values(occupied=StorageLocation.occupied + 1))
     record_custody(session, actor, [aliquot], CustodyKind.TAKE_OUT, giver=giver, taker=Party(user_id=actor.id),
-                   occurred_at=at, note=f"aliquot {aliquot.barcode} of {parent.barcode}")
+                   new=True, occurred_at=at, note=f"aliquot {aliquot.barcode} of {parent.barcode}")
 
 
 # ---------------------------------------------------------------- reading and labels

@@ -91,7 +91,7 @@ def record_custody(
     session: Session, actor: User, containers: Sequence[Container], kind: CustodyKind, *,
     giver: Party, taker: Party, occurred_at: datetime, shipment_id: int | None = None,
     cooler_temp_c: Decimal | None = None, seal_no: str = "", seal_intact: bool | None = None, note: str = "",
-    client_id: str | None = None, allow_closed: bool = False,
+    client_id: str | None = None, allow_closed: bool = False, new: bool = False,
 ) -> CustodyEvent:
     """Append one custody event moving `containers` from `giver` to `taker` at `occurred_at`.
 
@@ -99,6 +99,8 @@ def record_custody(
     the act predates a sample's sampling time, or the taker's storage location is inactive or
     full. A giver who is not a container's holder before, or an act dated before the container's
     last custody event, is recorded as a gap: custody that cannot be shown is flagged, not hidden.
+    `new` containers (an aliquot just poured) start their custody here: the giver is where they
+    came from, so there is no gap, and they were never counted in a location.
     """
     if not containers:
         raise NoContainers()
@@ -130,8 +132,10 @@ def record_custody(
     session.flush()
     links, gaps, moved_out = [], [], {}
     for container in unique:
+        if new:
+            container.holder_id, container.location_id = giver.user_id, None
         held_by = (container.holder_id, container.location_id)
-        gap = _is_gap(held_by, giver) or (container.id in last_at and occurred_at < last_at[container.id])
+        gap = not new and (_is_gap(held_by, giver) or (container.id in last_at and occurred_at < last_at[container.id]))
         links.append(CustodyEventContainer(
             event_id=event.id, container_id=container.id, sample_id=container.sample_id, gap=gap,
             holder_before_id=container.holder_id, location_before_id=container.location_id))

@@ -38,6 +38,7 @@ from app.people.models import User
 from app.samples import errors
 from app.samples.models import (
     Container,
+    ContainerKind,
     ContainerState,
     PreservationRule,
     Sample,
@@ -130,10 +131,12 @@ def container_labels(session: Session, samples: Sequence[Sample]) -> list[Any]:
 
 
 def containers_of(session: Session, sample_ids: Sequence[int]) -> dict[int, list[Container]]:
-    """The containers of each sample, in label order: one query."""
+    """The containers filled in the field for each sample, in label order: one query. Aliquots
+    and sub-samples made in the lab are the preparation's (`app.samples.aliquots`)."""
     found: dict[int, list[Container]] = {sample_id: [] for sample_id in sample_ids}
     if sample_ids:
-        rows = session.scalars(select(Container).where(Container.sample_id.in_(list(sample_ids)))
+        rows = session.scalars(select(Container).where(Container.sample_id.in_(list(sample_ids)),
+                                                       Container.kind == ContainerKind.CONTAINER.value)
                                .order_by(Container.sample_id, Container.position)).all()
         for row in rows:
             found[row.sample_id].append(row)
