@@ -11,6 +11,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy import event, select
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
-from app.core.db import Database
+from app.core.db import Database, utcnow
 from app.core.migrate import upgrade
 from app.main import create_app
 from app.people import service
@@ -61,14 +62,27 @@ def pg_execute(sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> str | None:
+def pg_template() -> Iterator[str | None]:
+    """The migrated database each test's database is copied from. Under pytest-xdist each worker
+    migrates its own copy (named after the worker): two workers upgrading one database at once
+    collide on the same CREATE TABLEs."""
     if not PG_URL:
-        return None
+        yield None
+        return
     name = make_url(PG_URL).database
     assert name and re.match(r"^[A-Za-z0-9_]+$", name)
-    upgrade(PG_URL)
-    Database(PG_URL).engine.dispose()
-    return name
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker:
+        assert re.match(r"^gw\d+$", worker)
+        name = f"{name}_{worker}"
+        pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_execute(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    Database(url).engine.dispose()
+    yield name
+    if worker:
+        pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def new_pg_database(template: str) -> str:
@@ -142,13 +156,14 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def make_user(db: Database, username: str, *roles: str, password: str = PASSWORD,
               name_zh: str | None = None, name_en: str = "") -> User:
-    """A user holding `roles` now (granted as the system, like `lims user add`)."""
+    """A user holding `roles` since a year ago (granted as the system, like `lims user add`), so
+    acts dated earlier today pass the checks made at the time of the act."""
     with db.transaction() as session:
         user = service.create_user(session, None, username, name_zh or f"用户{username}",
                                    password, display_name_en=name_en or username.title(),
                                    check_permission=False)
         for role in roles:
-            service.grant_role_as_system(session, user, role, "test")
+            service.grant_role_as_system(session, user, role, "test", valid_from=utcnow() - timedelta(days=365))
     return user
 
 

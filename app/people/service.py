@@ -419,15 +419,17 @@ def end_role(session: Session, actor: Actor, grant_id: int, reason: str) -> Role
     return grant
 
 
-def grant_role_as_system(session: Session, user: User, role: str, note: str) -> RoleGrant:
+def grant_role_as_system(session: Session, user: User, role: str, note: str, *,
+                         valid_from: datetime | None = None) -> RoleGrant:
     """Bootstrap only (CLI `lims user add`, demo data): the operator of the server is the
-    second person; recorded in the trail as the system."""
+    second person; recorded in the trail as the system. `valid_from` (not after now) states
+    since when the person has held the role, for staff whose earlier work is being entered."""
     wanted = _role(role)
     now = utcnow()
     if _open_grant_exists(session, user.id, wanted, now):
         raise GrantAlreadyHeld(role=wanted.value)
     grant = RoleGrant(
-        user_id=user.id, role=wanted.value, status="active", valid_from=now, proposed_at=now,
+        user_id=user.id, role=wanted.value, status="active", valid_from=min(valid_from or now, now), proposed_at=now,
         decided_at=now, note=note,
     )
     session.add(grant)
