@@ -110,7 +110,7 @@ def record_custody(
     samples = {s.id: s for s in session.scalars(select(Sample).where(Sample.id.in_({c.sample_id for c in unique})))}
     for container in unique:
         if container.state in CLOSED_CONTAINER_STATES and not allow_closed:
-            raise ContainerClosed(barcode=container.barcode, **_state_names(container.state))
+            raise container_closed(container)
         if container.state in (ContainerState.PREPARED.value, ContainerState.ISSUED.value):
             raise ContainerNotCollected(barcode=container.barcode)
         lab_input.not_before_sampling(session, occurred_at, samples[container.sample_id], "交接时间", "The time")
@@ -192,8 +192,9 @@ def _keep_occupancy(session: Session, moved_out: dict[int, int], taker: Party, c
                         .values(occupied=StorageLocation.occupied - leaving))
 
 
-def _state_names(state: str) -> dict[str, str]:
+def container_closed(container: Container) -> ContainerClosed:
+    """The refusal for a container that was disposed of or used up."""
     names = {ContainerState.DISPOSED.value: ("处置", "disposed of"),
              ContainerState.EMPTIED.value: ("用完", "used up")}
-    zh, en = names.get(state, (state, state))
-    return {"state_zh": zh, "state_en": en}
+    zh, en = names.get(container.state, (container.state, container.state))
+    return ContainerClosed(barcode=container.barcode, state_zh=zh, state_en=en)

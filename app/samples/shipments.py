@@ -31,7 +31,7 @@ from app.core.web import Page
 from app.people.models import User
 from app.samples import custody_errors as errors
 from app.samples import handover, lab_input
-from app.samples.custody import ContainerClosed, ContainerNotCollected, Party, _state_names
+from app.samples.custody import ContainerNotCollected, Party, container_closed
 from app.samples.lab_models import CustodyEvent, CustodyKind, Shipment, ShipmentScan, ShipmentState
 from app.samples.models import Container, ContainerState, Sample
 
@@ -134,7 +134,7 @@ def _assert_packable(container: Container) -> None:
     if container.state in (ContainerState.PREPARED.value, ContainerState.ISSUED.value):
         raise ContainerNotCollected(barcode=container.barcode)
     if container.state not in PACKABLE:
-        raise ContainerClosed(barcode=container.barcode, **_state_names(container.state))
+        raise container_closed(container)
 
 
 def _scan(session: Session, actor: User, shipment: Shipment, containers: Sequence[Container], action: str) -> None:
