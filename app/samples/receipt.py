@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core import audit
@@ -143,14 +143,26 @@ def clean_code(text: str) -> str:
     return re.sub(r"\s+", "", text or "").upper()[:40]
 
 
+# Built once: a scanner station posts one scan per container, and building a statement costs
+# more than running it (receive_scan benchmark).
+_DELIVERY = select(Delivery).where(Delivery.code == bindparam("code"))
+_DELIVERY_LOCKED = _DELIVERY.with_for_update().execution_options(populate_existing=True)
+_AT_THE_DOOR = (
+    select(Container, Sample, DeliveryScan, DeliveryExpected.id)
+    .join(Sample, Sample.id == Container.sample_id)
+    .outerjoin(DeliveryScan, and_(DeliveryScan.container_id == Container.id,
+                                  DeliveryScan.delivery_id == bindparam("delivery_id")))
+    .outerjoin(DeliveryExpected, and_(DeliveryExpected.container_id == Container.id,
+                                      DeliveryExpected.delivery_id == bindparam("delivery_id")))
+    .where(Container.barcode == bindparam("barcode"))
+)
+
+
 def delivery_by_code(session: Session, code: str, *, for_update: bool = False) -> Delivery:
     wanted = clean_code(code)
     found = None
     if CODE_RE.match(wanted):
-        query = select(Delivery).where(Delivery.code == wanted)
-        if for_update:
-            query = query.with_for_update().execution_options(populate_existing=True)
-        found = session.scalars(query).first()
+        found = session.scalars(_DELIVERY_LOCKED if for_update else _DELIVERY, {"code": wanted}).first()
     if found is None:
         raise errors.DeliveryNotFound(ref=wanted or "—")
     return found
@@ -341,14 +353,7 @@ def _container_at_the_door(session: Session, delivery: Delivery, barcode: str) -
     code = clean_container_barcode(barcode)
     row = None
     if CONTAINER_RE.match(code) and check_digit_ok(code):
-        row = session.execute(
-            select(Container, Sample, DeliveryScan, DeliveryExpected.id)
-            .join(Sample, Sample.id == Container.sample_id)
-            .outerjoin(DeliveryScan, and_(DeliveryScan.container_id == Container.id,
-                                          DeliveryScan.delivery_id == delivery.id))
-            .outerjoin(DeliveryExpected, and_(DeliveryExpected.container_id == Container.id,
-                                              DeliveryExpected.delivery_id == delivery.id))
-            .where(Container.barcode == code)).first()
+        row = session.execute(_AT_THE_DOOR, {"barcode": code, "delivery_id": delivery.id}).first()
     if row is None:
         container_by_barcode(session, barcode)  # raises the refusal that fits
         raise AssertionError("container_by_barcode found what the query did not")  # pragma: no cover
