@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     adhoc_site_code: str = "WT"  # the {site} of client (ad hoc) samples without a site: 委托
     field_photo_required: bool = True  # a routine sample's field record is signed with >= 1 photo
     max_photo_mb: int = Field(default=20, ge=1, le=200)
+    # Samples are kept this many days after their report (or their rejection) unless a retention
+    # rule for the client or the matrix says otherwise (app/samples/retention.py)
+    retention_days_default: int = Field(default=30, ge=0, le=36_500)
 
     @field_validator("language")
     @classmethod

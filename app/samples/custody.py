@@ -171,6 +171,7 @@ def _check_room(session: Session, taker: Party, containers: Sequence[Container])
         return
     location = session.execute(
         select(StorageLocation).where(StorageLocation.id == taker.location_id).with_for_update()
+        .execution_options(populate_existing=True)  # occupancy is counted by UPDATE statements
     ).scalar_one()
     if not location.active:
         raise LocationInactive(location=location_name(location))

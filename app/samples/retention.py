@@ -30,14 +30,12 @@ from app.samples.registration import MATRICES
 
 # Days a sample is kept after its report when no rule names its client or matrix. It becomes the
 # setting `retention_days_default` (LIMS_RETENTION_DAYS_DEFAULT); until then this is the default.
-DEFAULT_RETENTION_DAYS = 30
 MAX_DAYS = 36_500
 
 
 def default_days(session: Session) -> int:
-    """The lab's default retention: the setting when it exists, else DEFAULT_RETENTION_DAYS."""
-    value = getattr(settings_of(session), "retention_days_default", None)
-    return int(value) if isinstance(value, int) and value > 0 else DEFAULT_RETENTION_DAYS
+    """The lab's default retention (setting LIMS_RETENTION_DAYS_DEFAULT)."""
+    return settings_of(session).retention_days_default
 
 
 def _rank(rule: RetentionRule) -> int:

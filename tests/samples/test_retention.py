@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from app.config import Settings, settings_of
 from app.core.db import utcnow
 from app.core.errors import DomainError, PermissionDenied
 from app.samples import retention
@@ -35,7 +36,7 @@ def test_without_rules_the_default_applies(db, users, received_task):
     reported = utcnow() - timedelta(days=1)
     sample = report(db, received_task.routine, reported)
     assert sample.reported_at == reported
-    assert sample.retain_until == reported + timedelta(days=retention.DEFAULT_RETENTION_DAYS)
+    assert sample.retain_until == reported + timedelta(days=Settings().retention_days_default)
     assert "sample.retention_started" in audit_actions(db)
 
 
@@ -55,11 +56,10 @@ def test_client_rule_beats_matrix_rule_beats_default(db, users, received_task):
     with db.reading() as session:
         days, rule = retention.retention_days(session, session.get(Sample, first.id))
         assert (days, rule.client_name, rule.matrix) == (120, "江城化工", "water")  # client and matrix beat client
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(retention, "DEFAULT_RETENTION_DAYS", 45)
-            set_third = session.get(Sample, third.id)
-            set_third.matrix = "air"
-            assert retention.retention_days(session, set_third) == (45, None)  # nothing fits: the default
+        settings_of(session).retention_days_default = 45
+        set_third = session.get(Sample, third.id)
+        set_third.matrix = "air"
+        assert retention.retention_days(session, set_third) == (45, None)  # nothing fits: the setting
 
 
 def test_a_later_report_extends_and_an_earlier_does_not_shorten(db, received_task):
@@ -67,7 +67,7 @@ def test_a_later_report_extends_and_an_earlier_does_not_shorten(db, received_tas
     first = utcnow() - timedelta(days=3)
     report(db, sample, first)
     later = report(db, sample, first + timedelta(days=2))
-    assert later.retain_until == first + timedelta(days=2 + retention.DEFAULT_RETENTION_DAYS)
+    assert later.retain_until == first + timedelta(days=2 + Settings().retention_days_default)
     again = report(db, sample, first - timedelta(days=1))
     assert again.retain_until == later.retain_until and again.reported_at == later.reported_at
 
@@ -80,7 +80,7 @@ def test_a_rejected_sample_is_retained_from_its_rejection(db, users, received_ta
         found.state = SampleState.REJECTED.value
         retention.start_retention_at_rejection(session, users["custodian"], found, at)
     row = sample_row(db, sample.id)
-    assert row.reported_at is None and row.retain_until == at + timedelta(days=retention.DEFAULT_RETENTION_DAYS)
+    assert row.reported_at is None and row.retain_until == at + timedelta(days=Settings().retention_days_default)
 
 
 def test_retention_of_a_disposed_sample_is_refused(db, received_task):
