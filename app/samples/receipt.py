@@ -834,17 +834,17 @@ class SampleReceiptView:
 
 def receipt_section(session: Session, sample: Sample) -> Any:
     """What the sample's page shows of this part (None: nothing to show)."""
-    receipt = session.scalars(select(SampleReceipt).where(SampleReceipt.sample_id == sample.id)).first()
-    if receipt is not None:
-        delivery = session.get(Delivery, receipt.delivery_id)
-    else:
-        delivery = session.scalars(
-            select(Delivery).join(DeliveryScan, DeliveryScan.delivery_id == Delivery.id)
-            .join(Container, Container.id == DeliveryScan.container_id)
-            .where(Container.sample_id == sample.id, Delivery.state == DeliveryState.OPEN.value)
-            .order_by(Delivery.id.desc()).limit(1)).first()
-        if delivery is None:
-            return None
+    scanned_in = (select(DeliveryScan.delivery_id).join(Container, Container.id == DeliveryScan.container_id)
+                  .where(Container.sample_id == sample.id))
+    found = session.execute(  # one query: its receipt's delivery, else an open delivery that scanned it
+        select(Delivery, SampleReceipt)
+        .outerjoin(SampleReceipt, and_(SampleReceipt.delivery_id == Delivery.id, SampleReceipt.sample_id == sample.id))
+        .where(or_(SampleReceipt.id.is_not(None),
+                   and_(Delivery.state == DeliveryState.OPEN.value, Delivery.id.in_(scanned_in))))
+        .order_by(SampleReceipt.id.is_(None), Delivery.id.desc()).limit(1)).first()
+    if found is None:
+        return None
+    delivery, receipt = found
     revisions = list(session.scalars(select(ReceiptCheck).where(
         ReceiptCheck.delivery_id == delivery.id, ReceiptCheck.sample_id == sample.id)
         .order_by(ReceiptCheck.revision)))
