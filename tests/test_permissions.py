@@ -21,9 +21,11 @@ from sqlalchemy import func, select
 
 from app.core.audit import AuditEvent
 from app.core.auth import PUBLIC, SAFE_METHODS, declared_permission, iter_api_routes, require
+from app.core.db import utcnow
 from app.core.permissions import READ_PERMISSIONS, ROLE_PERMISSIONS, Permission
 from app.core.roles import Role
 from app.people import service
+from app.people.models import User
 from tests.conftest import PASSWORD, login
 
 # ---------------------------------------------------------------- the allow-lists
@@ -62,6 +64,18 @@ def _flat(dependant: Any, kind: str) -> list[Any]:
     return found
 
 
+# Path parameters named alike on pages of different kinds ({code}, {barcode}) take the object of
+# the page's own kind, found by the path's prefix (the first prefix that matches).
+OWN_KIND_IDS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("/custody/shipments/", {"code": "shipment_code"}),
+    ("/receipts/", {"code": "delivery_code"}),
+    ("/api/v1/receipts/", {"code": "delivery_code"}),
+    ("/storage/disposals/", {"code": "disposal_code"}),
+    ("/prep/aliquots/", {"barcode": "aliquot_barcode"}),
+    ("/prep/", {"code": "batch_code"}),
+)
+
+
 class Endpoint:
     """One (method, path) the app serves, with what it declares and what it takes."""
 
@@ -87,7 +101,11 @@ class Endpoint:
         return self.permission == PUBLIC
 
     def url(self, ids: dict[str, Any] | None = None, default: Any = 1) -> str:
-        ids = ids or {}
+        ids = dict(ids or {})
+        for prefix, names in OWN_KIND_IDS:
+            if self.path.startswith(prefix):
+                ids.update({param: ids[key] for param, key in names.items() if key in ids})
+                break
         return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: str(ids.get(m.group(1), default)), self.path)
 
     def __repr__(self) -> str:
@@ -164,7 +182,36 @@ def make_objects(db, users, data_path: Path | None = None) -> dict[str, Any]:
     return {**people, **make_instrument_objects(db, users["technical_manager"], data_path),
             **make_material_objects(db, users["technical_manager"], data_path),
             **make_site_objects(db, users), **make_plan_objects(db, users),
-            **make_field_objects(db, users, data_path)}
+            **make_field_objects(db, users, data_path), **make_lab_objects(db, users)}
+
+
+def make_lab_objects(db, users) -> dict[str, Any]:
+    """Issue 7: a stored container in a storage location and a disposal request (from the storage
+    tests' factory), an aliquot taken from that container, an open preparation batch, a cooler,
+    and a delivery opened for it."""
+    from app.samples import aliquots, preparation, receipt, registration, shipments
+    from app.samples.models import Container, ContainerState, SampleState
+    from tests.samples.test_storage_support import make_storage_objects
+
+    stored = make_storage_objects(db, users)
+    with db.transaction() as session:
+        sampler, custodian = session.get(User, users["sampler"].id), session.get(User, users["custodian"].id)
+        [brought] = registration.register_adhoc_samples(session, custodian, [registration.AdhocSample(
+            client_name="权限检查委托单位", parameters=["COD"], scheduled_on=db.calendar.today(),
+            location_text="厂区总排口", sampler="sampler")])
+        taken = utcnow() - timedelta(hours=2)
+        brought.state, brought.collected_at = SampleState.COLLECTED.value, taken  # as if signed in the field
+        for container in session.scalars(select(Container).where(Container.sample_id == brought.id)):
+            container.state, container.filled_at, container.holder_id = ContainerState.FILLED.value, taken, sampler.id
+        session.flush()
+        delivery = receipt.open_delivery(session, custodian, receipt.DeliveryInput(sampler="sampler"))
+        analyst = session.get(User, users["analyst"].id)
+        aliquot = aliquots.make_aliquot(session, analyst, stored["barcode"], "10", "mL")
+        batch = preparation.open_batch(session, analyst, "digestion", "HJ 677-2013", "Cu Zn")
+        shipment = shipments.create_shipment(session, sampler)
+        return {"delivery_code": delivery.code, "location_code": stored["location_code"],
+                "disposal_code": stored["code"], "aliquot_barcode": aliquot.barcode, "batch_code": batch.code,
+                "shipment_code": shipment.code}
 
 
 def make_site_objects(db, users) -> dict[str, Any]:
