@@ -10,7 +10,8 @@ LIST_PAGES = ["/people/users?q=a", "/instruments?q=a", "/instruments/impact?stat
               "/instruments/confirmations", "/oversight/audit", "/reference-materials?q=a",
               "/reference-materials/units?q=a", "/reference-materials/reagents", "/reference-materials/solutions",
               "/sites?q=a", "/sites/requests", "/plans?q=a", "/tasks?date_from=",
-              "/samples?q=WS01"]
+              "/samples?q=WS01", "/custody/shipments?q=SH", "/custody/gaps", "/receipts?q=RC", "/holding",
+              "/storage?room=a", "/storage/disposals?state=requested", "/prep?q=HJ"]
 
 
 @pytest.mark.parametrize("path", LIST_PAGES)
