@@ -4,9 +4,11 @@ lab's instruments with a year of history (app.instruments.demo)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from app.core.db import utcnow
 from app.core.files import FileStore
 from app.core.passwords import demo_hashing
 from app.core.roles import Role
@@ -57,7 +59,9 @@ def load_demo(session: Session, store: FileStore) -> list[DemoUser]:
                     session, None, demo.username, demo.name_zh, DEMO_PASSWORD,
                     display_name_en=demo.name_en, check_permission=False,
                 )
-            service.grant_role_as_system(session, user, demo.role, "demo data")
+            # staff of long standing: the demo enters the last weeks' work, checked at its own time
+            service.grant_role_as_system(session, user, demo.role, "demo data",
+                                         valid_from=utcnow() - timedelta(days=730))
         users[demo.username] = user
     # A second role proposed by the admin and awaiting the quality manager: the QM's worklist.
     analyst = users["analyst"]
