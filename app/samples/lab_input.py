@@ -173,7 +173,9 @@ def celsius(value: Any, unit: Any, field_zh: str, field_en: str, *, required: bo
         result = (number - 32) * 5 / 9
     else:
         raise UnknownTemperatureUnit(unit=str(unit)[:12])
-    result = result.quantize(Decimal("0.01")) if result != result.to_integral_value() else result
+    if result is not number:  # converted: to a hundredth of a degree, without trailing zeros
+        result = result.quantize(Decimal("0.01"))
+        result = result.quantize(Decimal(1)) if result == result.to_integral_value() else result.normalize()
     if not PLAUSIBLE_C[0] <= result <= PLAUSIBLE_C[1]:
         shown = f"{number:f} {str(unit).strip() or '°C'}"
         raise TemperatureOutOfRange(field_zh=field_zh, field_en=field_en, value=shown)
