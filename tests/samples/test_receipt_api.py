@@ -42,7 +42,7 @@ def test_a_cooler_received_through_the_api(db, api, users, collected_task):
                       headers={**auth, "Idempotency-Key": "open-0001"})
     assert opened.status_code == 201, opened.text
     code = opened.json()["code"]
-    assert opened.json()["cooler_temp_c"] == "3.80" and len(opened.json()["missing"]) == 9
+    assert opened.json()["cooler_temp_c"] == "3.8" and len(opened.json()["missing"]) == 9
     again = api.post(BASE, json={"code": dt.task.code, "cooler_temp": "3.8", "seal_no": "F-7", "seal_intact": True},
                      headers={**auth, "Idempotency-Key": "open-0001"})
     assert again.status_code == 201 and again.headers["Idempotent-Replay"] == "true"
