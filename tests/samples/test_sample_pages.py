@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from app.samples.models import Container, Sample, SampleKind
 from tests.conftest import csrf_of, login
 from tests.samples.conftest import dispatch, make_site, make_task
+from tests.samples.lab_fixtures import *  # noqa: F403
 
 
 def sample_count(db) -> int:
@@ -248,3 +249,33 @@ def test_ad_hoc_at_a_suspended_site_is_refused_on_the_page(client, db, users):
     response = post(client, "/samples/new", adhoc_form(site_code="WS09", location_text=""))
     assert response.status_code == 409 and 'aria-invalid="true"' in response.text
     assert sample_count(db) == 0
+
+
+def test_sample_page_costs_the_same_however_long_its_lab_life(client, db, users, collected_task, count_queries):
+    """The lab sections (receipt, clocks, custody chain, storage, preparation) read in a fixed
+    number of queries: more hand-overs and aliquots do not add any."""
+    from app.people.models import User
+    from app.samples import aliquots, handover
+    from tests.samples.test_prep_fixtures import hno3_container, receive_all
+
+    dt = receive_all(db, collected_task, users["custodian"])
+    custodian, analyst = users["custodian"], users["analyst"]
+    barcodes = dt.barcodes()
+
+    def more_life(rounds: int) -> None:
+        with db.transaction() as session:
+            for _ in range(rounds):
+                handover.hand_over(session, custodian, barcodes, giver_id=custodian.id, taker_id=analyst.id)
+                handover.hand_over(session, custodian, barcodes, giver_id=analyst.id, taker_id=custodian.id)
+                aliquots.make_aliquot(session, session.get(User, analyst.id), hno3_container(dt).barcode, "20", "mL")
+
+    login(client, "custodian")
+    url = f"/samples/{dt.routine.sample_no}"
+    more_life(1)
+    with count_queries() as short:
+        assert client.get(url).status_code == 200
+    more_life(4)
+    with count_queries() as long:
+        page = client.get(url)
+    assert page.status_code == 200 and page.text.count('id="aliquot-CT') == 5
+    assert long.count == short.count, long.statements
