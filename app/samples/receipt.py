@@ -39,7 +39,7 @@ from app.core.errors import InvalidInput
 from app.core.permissions import Permission, ensure
 from app.core.signatures import ElectronicSignature, SignatureMeaning, SignatureView, check, sign
 from app.people.models import User
-from app.samples import holding, lab_input
+from app.samples import holding, lab_input, retention
 from app.samples import receipt_errors as errors
 from app.samples.custody import Party, record_custody
 from app.samples.holding import ClockColour, ClockReading, read_clock
@@ -551,6 +551,7 @@ def sign_delivery(session: Session, actor: User, delivery: Delivery, password: s
     for sample in samples.values():
         if sample.state == SampleState.REJECTED.value:
             holding.stop_clocks(session, sample, "rejected", signature.signed_at)
+            retention.start_retention_at_rejection(session, actor, sample, delivery.arrived_at)  # never reported
     before = {"state": delivery.state}
     delivery.state, delivery.signed_at, delivery.signature_id = (DeliveryState.SIGNED.value, signature.signed_at,
                                                                  signature.id)

@@ -351,6 +351,8 @@ def test_signing_receives_accepts_conditionally_rejects_and_records_one_custody_
     states = {s.id: s.state for s in done.samples}
     assert states == {routine.id: "received", blank.id: "conditionally_received", duplicate.id: "rejected"}
     assert all(s.received_at == delivery.arrived_at for s in done.samples)
+    kept = {s.id: s.retain_until for s in done.samples}  # only the rejected sample's retention runs
+    assert kept[routine.id] is None and kept[blank.id] is None and kept[duplicate.id] > delivery.arrived_at
     for c in done.containers[routine.id] + done.containers[blank.id]:
         assert c.state == "received" and c.holder_id == custodian.id
     assert [c.state for c in done.containers[duplicate.id]] == ["rejected", "rejected", "filled"]
@@ -371,7 +373,7 @@ def test_signing_receives_accepts_conditionally_rejects_and_records_one_custody_
         assert receipt.receipt_deviation(session, routine.id) is None
         actions = set(session.scalars(select(AuditEvent.action)))
     assert {"signature.received", "custody.receipt", "sample.received", "sample.conditionally_received",
-            "sample.rejected", "delivery.signed"} <= actions
+            "sample.rejected", "delivery.signed", "sample.retention_started"} <= actions
     shown = view(db, delivery)
     assert shown.signature is not None and shown.signature.intact
 
