@@ -151,7 +151,8 @@ def test_an_analyst_prepares_a_digestion_batch(new_page, screenshots, server_db,
     with page.expect_navigation():
         page.click("#aliquot-form button[type=submit]")
     assert page.get_attribute(".alert.error", "data-code") == "aliquot_exceeds_remaining"
-    assert all("409" in e for e in log.take())  # the refusal's status, as expected
+    errors = log.take()
+    assert all("409" in e for e in errors), errors  # the refusal's status, as expected
 
     # ---- the batch at the desk
     page.set_viewport_size(DESKTOP)
@@ -175,7 +176,8 @@ def test_an_analyst_prepares_a_digestion_batch(new_page, screenshots, server_db,
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert page.get_attribute(".alert.error", "data-code") in ("wrong_check_digit", "malformed_barcode")
-    assert all("422" in e for e in log.take())
+    errors = log.take()
+    assert all("422" in e for e in errors), errors
 
     page.fill("#blank input[name=final_volume]", "50")
     with page.expect_navigation():
