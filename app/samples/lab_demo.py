@@ -299,7 +299,7 @@ def _send(lab: _Lab, found: _DaySamples, rng: random.Random) -> tuple[Shipment |
         shipments.hand_over_shipment(session, sampler, cooler, taker_place=taker, place="", occurred_at=handed,
                                      cooler_temp_c=temp, seal_intact=True,
                                      note="冰袋 4 个，样品瓶直立、间隙填充 / 4 ice packs, bottles upright and padded")
-    return cooler, ("顺丰同城急送 骑手" if day.route == "courier" else DRIVER)
+    return cooler, (f"{COURIER}（骑手送达）" if day.route == "courier" else DRIVER)
 
 
 def _check_of(lab: _Lab, found: _DaySamples, sample: Sample, arrival: Decimal,
