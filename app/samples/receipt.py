@@ -426,6 +426,8 @@ def record_check(session: Session, actor: User, delivery: Delivery, sample_no: s
         raise errors.AcceptWithFailedCheck(sample_no=sample.sample_no,
                                            checks_zh="、".join(CHECK_NAMES[n][0] for n in failed),
                                            checks_en=", ".join(CHECK_NAMES[n][1] for n in failed))
+    if decision is ReceiptDecision.ACCEPT:
+        _assert_within_holding_time(session, sample, delivery.arrived_at)
     if decision is ReceiptDecision.ACCEPT_WITH_CONDITIONS:
         if not deviation:
             raise errors.DeviationRequired()
@@ -452,6 +454,15 @@ def record_check(session: Session, actor: User, delivery: Delivery, sample_no: s
     audit.append(session, actor, "receipt.checked", "delivery", delivery.id, None, {
         "code": delivery.code, **check_content(row, sample.sample_no)})
     return row
+
+
+def _assert_within_holding_time(session: Session, sample: Sample, arrived_at: datetime) -> None:
+    """A sample is received as it is only with time left on every clock (DOMAIN.md §3: receipt
+    needs time left > 0); past a deadline it is accepted with conditions or rejected."""
+    late = [clock.parameter for clock in holding.clocks_for(session, [sample.id])[sample.id]
+            if clock.deadline_at is not None and clock.deadline_at < arrived_at]
+    if late:
+        raise errors.AcceptPastHoldingTime(sample_no=sample.sample_no, parameters=", ".join(late))
 
 
 def check_content(row: ReceiptCheck, sample_no: str) -> dict[str, Any]:

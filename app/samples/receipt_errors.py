@@ -181,3 +181,12 @@ class AcceptWithFailedCheck(DomainError):
                   "或拒收。")
     message_en = ("A check of sample {sample_no} failed ({checks_en}): it cannot be accepted as it is; accept it "
                   "with conditions (deviation and consent) or reject it.")
+
+
+class AcceptPastHoldingTime(DomainError):
+    code = "receipt_accept_past_holding_time"
+    http_status = 409
+    message_zh = ("样品 {sample_no} 到样时已超过保存期（{parameters}）：不能直接接收，请选择有条件接收"
+                  "（记录偏离及同意）或拒收。")
+    message_en = ("Sample {sample_no} arrived past its holding time ({parameters}): it cannot be accepted as it is; "
+                  "accept it with conditions (deviation and consent) or reject it.")

@@ -532,3 +532,25 @@ def test_the_same_container_scanned_at_once_is_kept_once(pg_db, collected_task, 
     assert sorted(r.created for r in results) == [False, True]
     with pg_db.reading() as session:
         assert session.scalar(select(func.count()).select_from(DeliveryScan)) == 1
+
+
+def test_a_sample_past_its_holding_time_is_not_accepted_as_it_is(db, collected_task, custodian):
+    """DOMAIN.md §3: received needs time left; past a deadline, accept with conditions or reject."""
+    from tests.samples.test_prep_fixtures import expire_clocks
+
+    dt = collected_task
+    expire_clocks(db, dt.routine, ("Cu",))
+    delivery = open_(db, custodian, sampler="sampler")
+    for barcode in dt.barcodes():
+        scan(db, custodian, delivery, barcode)
+    found = receipt.delivery_by_code
+
+    def accept(session):
+        receipt.record_check(session, custodian, found(session, delivery.code), dt.routine.sample_no,
+                             CheckInput(decision="accept"))
+
+    error = refused(db, "receipt_accept_past_holding_time", accept)
+    assert "Cu" in error.message("en") and "有条件接收" in error.message("zh")
+    row = decide(db, custodian, delivery, dt.routine, "accept_with_conditions", deviation="Cu 超过保存期",
+                 consent_by="委托方 王工", consent_ref="电话 2026-05-01")
+    assert row.decision == "accept_with_conditions"
