@@ -39,11 +39,13 @@ from app.core.errors import InvalidInput
 from app.core.permissions import Permission, ensure
 from app.core.signatures import ElectronicSignature, SignatureMeaning, SignatureView, check, sign
 from app.people.models import User
-from app.samples import holding, lab_input, retention
+from app.samples import holding, lab_input, retention, shipments
 from app.samples import receipt_errors as errors
 from app.samples.custody import Party, record_custody
 from app.samples.holding import ClockColour, ClockReading, read_clock
 from app.samples.lab_models import (
+    CustodyEvent,
+    CustodyEventContainer,
     CustodyKind,
     Delivery,
     DeliveryExpected,
@@ -233,8 +235,29 @@ def _source(session: Session, given: DeliveryInput) -> tuple[Shipment | None, Sa
     return None, task, None, _expected_of_task(session, task), task.code
 
 
-def _deliverer(session: Session, actor: User, given: DeliveryInput, default: User | None,
-               default_id: int | None) -> tuple[int | None, str]:
+def _current_holder(session: Session, shipment: Shipment | None, expected: Sequence[Container]) -> tuple[
+        int | None, str]:
+    """Who brings the containers when the custodian does not say: whoever holds them now (the
+    cooler's holder, or the one person holding them all), or the carrier named in words by the
+    last hand-over (a driver or a courier who is not a user)."""
+    if shipment is not None:
+        holder = shipments.current_holder(session, shipment)
+        return holder.user_id, holder.place if holder.user_id is None else ""
+    holders = {c.holder_id for c in expected}
+    if len(holders) == 1 and None not in holders:
+        return holders.pop(), ""
+    if holders == {None} and expected:
+        last = session.scalars(select(CustodyEvent).join(
+            CustodyEventContainer, CustodyEventContainer.event_id == CustodyEvent.id)
+            .where(CustodyEventContainer.container_id == expected[0].id)
+            .order_by(CustodyEvent.id.desc()).limit(1)).first()
+        if last is not None and last.to_user_id is None and last.to_location_id is None:
+            return None, last.to_place
+    return None, ""
+
+
+def _deliverer(session: Session, actor: User, given: DeliveryInput, default_id: int | None,
+               default_name: str, expected: Sequence[Container]) -> tuple[int | None, str]:
     username = (given.delivered_by or "").strip()
     name = lab_input.text(given.delivered_by_name, "送样人姓名", "The deliverer's name", 120)
     if username and name:
@@ -246,12 +269,14 @@ def _deliverer(session: Session, actor: User, given: DeliveryInput, default: Use
         deliverer_id: int | None = user.id
     elif name:
         return None, name
+    elif default_id is None and default_name:
+        return None, default_name
     else:
-        deliverer_id = default.id if default is not None else default_id
+        deliverer_id = default_id
     if deliverer_id is None:
         raise lab_input.FieldRequired(field_zh="送样人", field_en="The deliverer")
-    if deliverer_id == actor.id:
-        raise errors.DelivererIsReceiver()
+    if deliverer_id == actor.id and any(c.holder_id != actor.id for c in expected):
+        raise errors.DelivererIsReceiver()  # only containers already handed to the custodian come "from" them
     return deliverer_id, ""
 
 
@@ -263,9 +288,13 @@ def open_delivery(session: Session, actor: User, given: DeliveryInput) -> Delive
         raise errors.NothingToReceive(source=source)
     if len(expected) > MAX_EXPECTED:
         raise InvalidInput(detail=f"more than {MAX_EXPECTED} containers in one delivery")
-    default_holder = sampler if sampler is not None else None
-    default_id = shipment.holder_id if shipment is not None else (task.sampler_id if task is not None else None)
-    deliverer_id, deliverer_name = _deliverer(session, actor, given, default_holder, default_id)
+    if sampler is not None:
+        default_id, default_name = sampler.id, ""
+    else:
+        default_id, default_name = _current_holder(session, shipment, expected)
+        if default_id is None and not default_name and task is not None:
+            default_id = task.sampler_id
+    deliverer_id, deliverer_name = _deliverer(session, actor, given, default_id, default_name, expected)
     arrived_at = lab_input.act_time(session, given.arrived_at, "到达时间", "The arrival time")
     cooler = lab_input.celsius(given.cooler_temp, given.cooler_temp_unit, "冷藏箱温度", "The cooler temperature")
     seal_no = lab_input.text(given.seal_no, "封条编号", "The seal number", 40)
@@ -538,10 +567,13 @@ def sign_delivery(session: Session, actor: User, delivery: Delivery, password: s
     signature = sign(session, actor, password, SignatureMeaning.RECEIVED, SIGNED_ENTITY, delivery.id, content)
     giver = Party(user_id=delivery.delivered_by_id) if delivery.delivered_by_id is not None else \
         Party(place=delivery.delivered_by_name)
-    record_custody(session, actor, scanned, CustodyKind.RECEIPT, giver=giver, taker=Party(user_id=actor.id),
-                   occurred_at=delivery.arrived_at, shipment_id=delivery.shipment_id,
-                   cooler_temp_c=delivery.cooler_temp_c, seal_no=delivery.seal_no, seal_intact=delivery.seal_intact,
-                   note=f"{delivery.code}")
+    # containers handed to the custodian before (a recorded hand-over) are in her hands already
+    arriving = [c for c in scanned if c.holder_id != actor.id or c.location_id is not None]
+    if arriving:
+        record_custody(session, actor, arriving, CustodyKind.RECEIPT, giver=giver, taker=Party(user_id=actor.id),
+                       occurred_at=delivery.arrived_at, shipment_id=delivery.shipment_id,
+                       cooler_temp_c=delivery.cooler_temp_c, seal_no=delivery.seal_no,
+                       seal_intact=delivery.seal_intact, note=f"{delivery.code}")
     for container in scanned:
         container.state = STATE_AFTER[checks[container.sample_id].decision][1]
     session.add_all([SampleReceipt(

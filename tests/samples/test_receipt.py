@@ -14,6 +14,7 @@ from app.core.audit import AuditEvent
 from app.core.db import utcnow
 from app.core.errors import DomainError
 from app.core.signatures import ElectronicSignature
+from app.people.models import User
 from app.samples import receipt
 from app.samples.lab_models import (
     CustodyEvent,
@@ -554,3 +555,54 @@ def test_a_sample_past_its_holding_time_is_not_accepted_as_it_is(db, collected_t
     row = decide(db, custodian, delivery, dt.routine, "accept_with_conditions", deviation="Cu 超过保存期",
                  consent_by="委托方 王工", consent_ref="电话 2026-05-01")
     assert row.decision == "accept_with_conditions"
+
+
+def _cooler(db, dt, **handover) -> str:
+    """The task's containers packed by the sampler into a sealed cooler handed over as given."""
+    from app.samples import shipments
+
+    with db.transaction() as session:
+        sampler = session.get(User, dt.sampler.id)
+        cooler = shipments.create_shipment(session, sampler)
+        shipments.pack(session, sampler, cooler, all_barcodes(dt))
+        shipments.seal_shipment(session, sampler, cooler, "F-77")
+        shipments.hand_over_shipment(session, sampler, cooler, **handover)
+        return cooler.code
+
+
+def _receipt_links(db) -> list[CustodyEventContainer]:
+    with db.reading() as session:
+        links = list(session.scalars(select(CustodyEventContainer).join(
+            CustodyEvent, CustodyEvent.id == CustodyEventContainer.event_id).where(CustodyEvent.kind == "receipt")))
+        session.expunge_all()
+        return links
+
+
+def _receive_everything(db, dt, custodian, delivery) -> None:
+    for barcode in all_barcodes(dt):
+        scan(db, custodian, delivery, barcode)
+    for sample in dt.samples:
+        decide(db, custodian, delivery, sample, "accept")
+    sign(db, custodian, delivery)
+
+
+def test_a_cooler_with_a_driver_who_is_not_a_user_comes_from_that_driver(db, collected_task, custodian):
+    dt = collected_task
+    code = _cooler(db, dt, taker_place="采样车司机 老周")
+    delivery = open_(db, custodian, code=code)
+    assert (delivery.delivered_by_id, delivery.delivered_by_name) == (None, "采样车司机 老周")
+    _receive_everything(db, dt, custodian, delivery)
+    links = _receipt_links(db)
+    assert len(links) == 9 and not any(link.gap for link in links)  # the driver held the cooler: no gap
+
+
+def test_a_cooler_already_handed_to_the_custodian_is_received_without_a_second_hand_over(db, collected_task,
+                                                                                          custodian):
+    dt = collected_task
+    code = _cooler(db, dt, taker_id=custodian.id)
+    delivery = open_(db, custodian, code=code)
+    assert delivery.delivered_by_id == custodian.id  # the hand-over recorded who gave it to her
+    _receive_everything(db, dt, custodian, delivery)
+    assert _receipt_links(db) == []  # custody moved at the hand-over; the receipt adds the checks
+    done = refreshed(db, dt)
+    assert {s.state for s in done.samples} == {"received"} and not any(s.custody_gap for s in done.samples)
