@@ -83,4 +83,7 @@ def load_demo(session: Session, store: FileStore) -> list[DemoUser]:
     from app.samples.demo import load_sampling_demo  # sites, plans, a week in the field
 
     load_sampling_demo(session, users, store)
+    from app.samples.lab_demo import load_lab_demo  # the week's samples from the field to the bench
+
+    load_lab_demo(session, users, store)
     return list(DEMO_USERS)

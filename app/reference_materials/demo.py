@@ -267,6 +267,9 @@ REAGENTS = (
                 storage_conditions="阴凉通风，与碱类分开存放", opened=(When(60, 9, 10), "analyst")),
     DemoReagent("过硫酸钾", "分析纯 AR", "天津市科密欧化学试剂有限公司", "20220311", -20, When(400, 15, 30), "500", "g",
                 storage_conditions="阴凉干燥，避光"),
+    # digestion of metals (HJ 677-2013): the lab demo's digestion batch uses it
+    DemoReagent("硝酸", "优级纯 GR", SINOPHARM, "20240322", 540, When(35, 10, 0), "500", "mL",
+                storage_conditions="阴凉通风，与还原剂、碱类分开存放", opened=(When(20, 9, 0), "analyst")),
 )
 
 

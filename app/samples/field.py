@@ -55,6 +55,7 @@ from app.samples.holding import start_clocks
 from app.samples.models import (
     FIELD_QC_KINDS,
     Container,
+    ContainerKind,
     ContainerState,
     FieldEntry,
     FieldEntryKind,
@@ -823,8 +824,9 @@ def field_records(session: Session, samples: Iterable[Sample]) -> dict[int, Fiel
     ):
         entries[e.sample_id].append(EntryView(e, json.loads(e.payload), _printed(zh, en), asset or "", barcode or ""))
     containers: dict[int, list[Container]] = defaultdict(list)
-    for c in session.scalars(select(Container).where(Container.sample_id.in_(ids))
-                             .order_by(Container.position, Container.id)):
+    for c in session.scalars(select(Container).where(Container.sample_id.in_(ids),
+                                                     Container.kind == ContainerKind.CONTAINER.value)
+                             .order_by(Container.position, Container.id)):  # the field's, not the lab's aliquots
         containers[c.sample_id].append(c)
     taken_by = aliased(User)
     photo_rows: dict[int, list[tuple[SamplePhoto, str]]] = defaultdict(list)

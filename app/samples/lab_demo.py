@@ -368,12 +368,8 @@ def _receive(lab: _Lab, found: _DaySamples, cooler: Shipment | None, deliverer: 
             receipt.record_check(session, custodian, delivery, sample.sample_no,
                                  _check_of(lab, found, sample, arrival, rng))
     signed = checked + timedelta(minutes=2 * len(found.samples) + 4)
-    with lab.then(signed):
+    with lab.then(signed):  # a rejected sample is kept from its rejection (the receipt starts its retention)
         receipt.sign_delivery(session, custodian, delivery, lab.password)
-        for sample in found.samples:
-            session.refresh(sample)
-            if sample.state == "rejected":  # kept from its rejection, then disposed of (app.samples.retention)
-                retention.start_retention_at_rejection(session, custodian, sample, arrived)
 
 
 def _task_code(lab: _Lab, found: _DaySamples) -> str:

@@ -197,3 +197,19 @@ def test_concurrent_aliquots_cannot_overdraw(pg_db, in_lab, analyst):
     assert remaining(pg_db, parent.barcode) == D(parent.volume_ml) - share
     with pg_db.reading() as session:
         assert len(session.scalars(select(Container).where(Container.parent_id == parent.id)).all()) == 1
+
+
+def test_an_aliquot_leaves_the_signed_field_record_as_it_was(db, in_lab, analyst):
+    """The field record holds the containers filled in the field; an aliquot made later is the
+    lab's, so the sampler's signature over the record stays intact."""
+    from app.samples.field import field_record
+
+    dt = in_lab
+    with db.reading() as session:
+        before = field_record(session, session.get(Sample, dt.routine.id))
+        barcodes = [c.barcode for c in before.containers]
+    aliquot(db, analyst, hno3_container(dt).barcode)
+    with db.reading() as session:
+        after = field_record(session, session.get(Sample, dt.routine.id))
+        assert [c.barcode for c in after.containers] == barcodes
+        assert after.signatures and not after.broken_signatures
