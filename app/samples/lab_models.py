@@ -52,7 +52,9 @@ class Shipment(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=20, unique=True)  # SH26-00001x: code + check digit, on its label
     state: str = Field(default=ShipmentState.PACKING.value, max_length=16, index=True)
-    holder_id: int = Field(sa_column=_fk("app_user.id", index=True))  # who has the cooler now
+    # who has the cooler now: a person, or a carrier named in words (a driver, a courier)
+    holder_id: int | None = Field(default=None, sa_column=_fk("app_user.id", nullable=True, index=True))
+    holder_place: str = Field(default="", max_length=200)
     seal_no: str = Field(default="", max_length=40)
     note: str = Field(default="", max_length=500)
     created_at: datetime = Field(sa_type=UTCDateTime)

@@ -171,15 +171,10 @@ def seal_shipment(session: Session, actor: User, shipment: Shipment, seal_no: st
 
 
 def current_holder(session: Session, shipment: Shipment) -> Party:
-    """Who has the cooler now: the taker of its last hand-over (a person or a carrier), else its
-    maker."""
-    last = session.scalars(select(CustodyEvent).where(CustodyEvent.shipment_id == shipment.id)
-                           .order_by(CustodyEvent.id.desc()).limit(1)).first()
-    if last is None:
+    """Who has the cooler now: a person, or a carrier named in words."""
+    if shipment.holder_id is not None:
         return Party(user_id=shipment.holder_id)
-    if last.to_user_id is not None:
-        return Party(user_id=last.to_user_id)
-    return Party(location_id=last.to_location_id, place=last.to_place)
+    return Party(place=shipment.holder_place)
 
 
 def hand_over_shipment(
@@ -217,16 +212,17 @@ def hand_over_shipment(
         raise errors.ShipmentEmpty(shipment=shipment.code)
     samples = handover.assert_containers(session, containers, details.occurred_at)
     handover.assert_parties(session, actor, giver, taker, details.occurred_at)
-    before = {"state": shipment.state, "holder_id": shipment.holder_id, "seal_no": shipment.seal_no}
+    before = {"state": shipment.state, "holder_id": shipment.holder_id, "holder_place": shipment.holder_place,
+              "seal_no": shipment.seal_no}
     event = handover.record_handover(session, actor, containers, samples, giver, taker, details, fingerprint,
                                      shipment_id=shipment.id)
-    if taker.user_id is not None:
-        shipment.holder_id = taker.user_id
+    shipment.holder_id, shipment.holder_place = taker.user_id, taker.place if taker.user_id is None else ""
     shipment.state = ShipmentState.HANDED_OVER.value
     shipment.seal_no = details.seal_no
     session.flush()
     audit.append(session, actor, "shipment.handed_over", "shipment", shipment.id, before, {
         "code": shipment.code, "state": shipment.state, "holder_id": shipment.holder_id,
+        "holder_place": shipment.holder_place,
         "seal_no": shipment.seal_no, "custody_event_id": event.id, "to_place": taker.place})
     return event
 
@@ -333,10 +329,7 @@ def shipment_view(session: Session, shipment: Shipment) -> ShipmentView:
         .where(CustodyEvent.shipment_id == shipment.id).order_by(CustodyEvent.id)).all()
     users = dict(session.execute(select(User.id, User).where(
         User.id.in_({shipment.holder_id, shipment.created_by_id}))).all())
-    holder = Party(user_id=shipment.holder_id)
-    if hops:
-        last = hops[-1][0]
-        holder = Party(user_id=last.to_user_id) if last.to_user_id is not None else Party(place=last.to_place)
+    holder = current_holder(session, shipment)
     return ShipmentView(
         shipment=shipment, holder=holder,
         holder_user=users.get(holder.user_id) if holder.user_id is not None else None,
