@@ -34,7 +34,7 @@ COLOUR_RE = f"^({'|'.join((*holding.COLOURS, 'due'))})?$"
 STATE_RE = f"^({'|'.join(holding.CLOCK_STATES)})?$"
 MATRIX_RE = f"^({'|'.join(registration.MATRICES)})?$"
 COLOUR_NAMES = {
-    "red": N_("Expired"), "amber": N_("Running out (75 % used)"), "green": N_("In time"),
+    "red": N_("Expired"), "amber": N_("Running out (over three quarters of the time used)"), "green": N_("In time"),
     "none": N_("As soon as possible"), "due": N_("Expired or running out"), "stopped": N_("Stopped"),
 }
 ACT_LABELS = {"preparation": N_("Preparation"), "analysis": N_("Analysis")}

@@ -30,7 +30,7 @@ from app.core.web import pager_base, render, see_other
 from app.people.models import User
 from app.samples import receipt
 from app.samples import receipt_errors as errors
-from app.samples.holding import ClockReading
+from app.samples.holding import ClockReading, duration_text
 from app.samples.lab_models import Delivery, ReceiptDecision
 from app.samples.names import CONTAINER_STATE_NAMES, KIND_NAMES, QC_READERS, STATE_NAMES
 
@@ -47,12 +47,12 @@ Flag = Annotated[str, Form(max_length=5, pattern="^(|yes|no)$")]
 DECISIONS = (
     (ReceiptDecision.ACCEPT.value, N_("Accept")),
     (ReceiptDecision.ACCEPT_WITH_CONDITIONS.value, N_("Accept with conditions")),
-    (ReceiptDecision.REJECT.value, N_("Reject")),
+    (ReceiptDecision.REJECT.value, N_("Reject the sample")),
 )
 DECISION_NAMES = {
     ReceiptDecision.ACCEPT.value: N_("Accepted"),
     ReceiptDecision.ACCEPT_WITH_CONDITIONS.value: N_("Accepted with conditions"),
-    ReceiptDecision.REJECT.value: N_("Rejected"),
+    ReceiptDecision.REJECT.value: N_("Rejected at receipt"),
 }
 CHECKS = (
     ("preservation_ok", N_("Preservation verified")),
@@ -92,11 +92,7 @@ def remaining_text(reading: ClockReading) -> str:
         return gettext("no fixed limit")
     late = reading.remaining < timedelta(0)
     left = -reading.remaining if late else reading.remaining
-    hours, minutes = int(left.total_seconds() // 3600), int(left.total_seconds() % 3600 // 60)
-    if hours >= 48:
-        span = f"{hours // 24} d {hours % 24} h"
-    else:
-        span = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    span = duration_text(left)
     return gettext("over by %(span)s") % {"span": span} if late else gettext("%(span)s left") % {"span": span}
 
 

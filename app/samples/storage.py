@@ -43,7 +43,7 @@ LOCATION_RE = re.compile(r"^LC\d{2}-\d{6,9}$")
 MAX_SCANS = 500  # containers moved in one act: a full fridge shelf, not a warehouse
 MAX_CAPACITY = 100_000
 CUSTODY_KIND_NAMES = {
-    "handover": N_("Handed over"), "receipt": N_("Received"), "storage": N_("Stored"),
+    "handover": N_("Handed over"), "receipt": N_("Received at the lab"), "storage": N_("Stored"),
     "take_out": N_("Taken out"), "return": N_("Given back"), "disposal": N_("Disposed of"),
 }
 UNRECORDED = "未记录 / not recorded"  # the giver of a container nobody on record holds (left with a courier)
