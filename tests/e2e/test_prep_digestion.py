@@ -1,5 +1,5 @@
-"""Preparing a digestion batch in a real browser, as the analyst does it: demo samples of a metals
-round are received through the receipt service (the custodian's signed receipt), a Cu standard
+"""Preparing a digestion batch in a real browser, as the analyst does it: two demo samples kept in
+the sample room (received and stored by the lab demo), a Cu standard
 solution and a bottle of nitric acid are set up through the reference-materials services; then
 in Chromium the analyst takes aliquots on a phone-sized page (scanner types the barcode), opens a
 digestion batch (HJ 677-2013, Cu/Zn/Pb/Cd), scans the aliquots in, is told about a mistyped
@@ -22,10 +22,8 @@ from app.instruments.service import Upload
 from app.people.models import User
 from app.reference_materials import service as rm
 from app.reference_materials import solutions
-from app.samples import receipt
 from app.samples.lab_models import PrepBatch, PrepBatchItem
 from app.samples.models import Container, Sample, SampleState
-from app.sites.models import SamplingTask
 from tests.e2e.conftest import DEMO_PASSWORD, DESKTOP, PHONE, sign_in
 from tests.e2e.layout import layout_problems
 
@@ -54,39 +52,22 @@ def _user(session, username: str) -> User:
 
 @pytest.fixture(scope="module")
 def bench(server_db) -> dict:
-    """Received samples of a recent metals round (the demo's sampler signed them in the field; the
-    custodian receives the task's containers now and signs), a Cu standard solution and HNO3."""
+    """Two samples of recent rounds kept in the sample room (the lab demo received and stored
+    them; their metals keep 14 days), a Cu standard solution and HNO3."""
     db, settings = server_db
     store = file_store(settings.ensure_data_dir())
     with db.transaction() as session:
         since = utcnow() - timedelta(days=10)  # Cu, Zn, Pb, Cd keep 14 days (HJ 493-2009)
-        rows = session.execute(
-            select(Sample.task_id).join(Container, Container.sample_id == Sample.id)
-            .where(Sample.state == SampleState.COLLECTED.value, Sample.collected_at >= since,
-                   Sample.task_id.is_not(None), Container.parameters.contains('"Cu"'))
-            .order_by(Sample.collected_at.desc())).scalars().all()
-        task_ids = list(dict.fromkeys(rows))[:2]  # two metals rounds: two samples in the batch
-        assert task_ids, "the demo has no collected metals samples of the last ten days"
-        custodian = _user(session, "custodian")
-        samples, containers = [], []
-        for task_id in task_ids:
-            task = session.get(SamplingTask, task_id)
-            delivery = receipt.open_delivery(session, custodian, receipt.DeliveryInput(
-                code=task.code, cooler_temp="4.2", seal_no=f"E2E-PREP-{task_id}", seal_intact=True))
-            mine = list(session.scalars(select(Sample).where(
-                Sample.task_id == task.id, Sample.state == SampleState.COLLECTED.value).order_by(Sample.sample_no)))
-            theirs = list(session.scalars(select(Container).where(
-                Container.sample_id.in_([s.id for s in mine])).order_by(Container.barcode)))
-            for container in theirs:
-                receipt.scan_container(session, custodian, delivery, container.barcode)
-            for sample in mine:
-                receipt.record_check(session, custodian, delivery, sample.sample_no, receipt.CheckInput(
-                    decision="accept", arrival_temp="4.2", preservation_ok=True,
-                    preservation_note="pH < 2 (strip)", container_intact=True, volume_sufficient=True,
-                    label_legible=True))
-            receipt.sign_delivery(session, custodian, delivery, DEMO_PASSWORD)
-            samples += mine
-            containers += theirs
+        with_metals = select(Container.sample_id).where(Container.parameters.contains('"Cu"'),
+                                                        Container.state == "received")
+        samples = list(session.scalars(
+            select(Sample).where(Sample.state == SampleState.IN_STORAGE.value, Sample.collected_at >= since,
+                                 Sample.id.in_(with_metals))
+            .order_by(Sample.collected_at.desc()).limit(2)))  # two stored rounds: two samples in the batch
+        assert len(samples) == 2, "the demo has no stored samples of the last ten days (app/samples/lab_demo.py)"
+        containers = list(session.scalars(select(Container).where(
+            Container.sample_id.in_([s.id for s in samples]), Container.kind == "container",
+            Container.state == "received").order_by(Container.barcode)))
         metals = [c.barcode for c in containers if '"Cu"' in c.parameters]
 
         technical = _user(session, "technical")
