@@ -43,11 +43,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core import signatures
+from app.core.db import utcnow
 from app.core.files import FileStore
 from app.core.labtime import lab_calendar
 from app.people.models import User
@@ -129,6 +131,8 @@ class Day:
 # arrived warm five weeks ago (rejected, retention over) and a metals round twelve days ago.
 OLD_VISIT = ("JC-W08", 38, 10, 20)
 METALS_VISIT = ("JC-W06", 12, 9, 50)
+# this morning's rounds, waiting at the lab door (sampled three to two hours before the load)
+FRESH_SITES = ("JC-W08", "JC-W02", "JC-W05")
 DAYS = (
     Day(38, "driver", (11, 5), (17, 50), "", warm=True),
     Day(12, "driver", (10, 40), (16, 20), "A"),
@@ -230,13 +234,21 @@ def _hno3(lab: _Lab) -> ReagentLot:
 def _extra_rounds(lab: _Lab) -> None:
     from app.samples import demo as field_demo
 
+    _enter_rounds(lab, tuple(field_demo.Visit(site, days_ago, hour, minute) for site, days_ago, hour, minute in
+                             (OLD_VISIT, METALS_VISIT)))
+
+
+def _enter_rounds(lab: _Lab, visits: tuple[Any, ...]) -> list[Sample]:
+    """Rounds of the demo sampler entered as the week's are (app.samples.demo): scheduled,
+    dispatched the afternoon before, sampled and signed at the visit's time."""
+    from app.samples import demo as field_demo
+
     session = lab.session
-    visits = tuple(field_demo.Visit(site, days_ago, hour, minute) for site, days_ago, hour, minute in
-                   (OLD_VISIT, METALS_VISIT))
     sites = {s.code: s for s in session.scalars(select(Site).where(Site.code.in_({v.site for v in visits})))}
     tasks = field_demo._schedule(session, DemoClock(plans), visits, sites, lab.user("technical"), lab.user("sampler"))
     rules = {r.parameter: r for r in session.scalars(select(PreservationRule).where(
         PreservationRule.parameter.in_(field_demo.FIELD_TESTS), PreservationRule.method == ""))}
+    taken: list[Sample] = []
     for visit, task in tasks.items():
         samples = field_demo._dispatch(session, lab.user("custodian"), task, the_day_before=True)
         start = field_demo._local(session, task.scheduled_on, visit.hour, visit.minute)
@@ -245,6 +257,36 @@ def _extra_rounds(lab: _Lab) -> None:
             raise RuntimeError(f"demo site {visit.site} had no version at {start}")
         field_demo._sample_round(field_demo._Round(session, lab.user("sampler"), lab.store, lab.password, visit,
                                                    SITE_BY_CODE[visit.site], version, start, rules), samples)
+        taken += samples
+    return taken
+
+
+def _fresh_cooler(lab: _Lab) -> None:
+    """This morning's rounds at three sections, sampled three to two hours before the demo was
+    loaded, in one cooler with the driver and just at the lab door: every clock has time left, so
+    the demo user can receive it as it is."""
+    from app.samples import demo as field_demo
+
+    session = lab.session
+    tz = lab_calendar(session).tz
+    visits = []
+    for n, site in enumerate(FRESH_SITES):
+        start = (utcnow() - timedelta(minutes=180 - 30 * n)).astimezone(tz)
+        visits.append(field_demo.Visit(site, (lab.today - start.date()).days, start.hour, start.minute))
+    samples = _enter_rounds(lab, tuple(visits))
+    sampler = lab.user("sampler")
+    barcodes = [c.barcode for cs in registration.containers_of(session, [s.id for s in samples]).values() for c in cs]
+    packed = utcnow() - timedelta(minutes=100)
+    handed = packed + timedelta(minutes=10)
+    with lab.then(packed):
+        cooler = shipments.create_shipment(session, sampler, at=packed,
+                                           note=f"交{DRIVER}带回，已到实验室门口 / with the driver, at the lab door")
+        shipments.pack(session, sampler, cooler, barcodes)
+        shipments.seal_shipment(session, sampler, cooler, "F-300117")
+    with lab.then(handed):
+        shipments.hand_over_shipment(session, sampler, cooler, taker_place=DRIVER, occurred_at=handed,
+                                     cooler_temp_c=D("3.6"), seal_intact=True,
+                                     note="冰袋 4 个 / 4 ice packs")
 
 
 # ---------------------------------------------------------------- a day's samples to the lab
@@ -523,3 +565,4 @@ def load_lab_demo(session: Session, users: dict[str, User], store: FileStore) ->
     _digestion(lab, days, hno3)
     _late_distillation(lab, days)
     _dispose_old(lab, days[OLD_VISIT[1]])
+    _fresh_cooler(lab)

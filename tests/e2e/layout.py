@@ -84,6 +84,7 @@ MENU_PROBLEMS = r"""
   }
   for (const el of nav.querySelectorAll('a, button')) {
     if (el.getClientRects().length === 0) continue;  // section links live in the sidebar on a desk
+    el.scrollIntoView({block: 'nearest'});  // a long menu scrolls inside itself: each item must be reachable
     const b = el.getBoundingClientRect();
     const name = el.textContent.trim();
     const hit = document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2);

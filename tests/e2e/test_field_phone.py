@@ -68,9 +68,12 @@ class Round:
         return self.page.eval_on_selector_all(selector, "els => els.map(e => e.dataset.barcode)")
 
 
+OPEN_TASKS = "a.task-card:not([data-status=completed])"  # the lab demo's fresh round is done already
+
+
 def pick_task(page) -> str:
     """Today's open task with the most samples (the one carrying the field blank and duplicate)."""
-    cards = page.eval_on_selector_all("a.task-card", "els => els.map(a => a.dataset.task)")
+    cards = page.eval_on_selector_all(OPEN_TASKS, "els => els.map(a => a.dataset.task)")
     assert cards, "the demo sampler has no task today (app/samples/demo.py makes today's)"
     best, most = cards[0], -1
     for code in cards:
@@ -240,7 +243,7 @@ def test_the_camera_scanner_is_loaded_only_when_tapped(new_page, screenshots):
     page, log = new_page(PHONE)
     sign_in(page, "sampler")
     page.goto("/field")
-    code = page.eval_on_selector_all("a.task-card", "els => els.map(a => a.dataset.task)")[-1]
+    code = page.eval_on_selector_all(OPEN_TASKS, "els => els.map(a => a.dataset.task)")[-1]
     page.goto(f"/field/tasks/{code}")
     assert page.evaluate("() => typeof window.Html5Qrcode") == "undefined"
     page.click("button[data-camera='#scan-input']")
@@ -262,7 +265,7 @@ def test_the_task_page_in_chinese(new_page, screenshots):
         page.click("form.lang-links button[value=zh_CN]")
         page.wait_for_load_state()
     assert page.get_attribute("html", "lang") == "zh-CN"
-    code = page.eval_on_selector_all("a.task-card", "els => els.map(a => a.dataset.task)")[0]
+    code = page.eval_on_selector_all(OPEN_TASKS, "els => els.map(a => a.dataset.task)")[0]
     page.goto(f"/field/tasks/{code}")
     assert re.search(r"[\u4e00-\u9fff]", page.inner_text("h1"))
     assert layout_problems(page) == []
@@ -278,7 +281,7 @@ def test_a_lost_answer_and_failed_sends_are_retried_and_a_reload_keeps_the_queue
     walk = Round(page, log, screenshots)
     sign_in(page, "sampler")
     page.goto("/field")
-    cards = page.eval_on_selector_all("a.task-card", "els => els.map(a => a.dataset.task)")
+    cards = page.eval_on_selector_all(OPEN_TASKS, "els => els.map(a => a.dataset.task)")
     code = cards[1] if len(cards) > 2 else cards[-1]
     page.goto(f"/field/tasks/{code}")
     codes = walk.barcodes()
@@ -335,7 +338,7 @@ def test_scanning_works_without_javascript(new_page, screenshots):
     page, log = new_page(PHONE, javascript=False)
     sign_in(page, "sampler")
     page.goto("/field")
-    code = page.eval_on_selector_all("a.task-card", "els => els.map(a => a.dataset.task)")[-1]
+    code = page.eval_on_selector_all(OPEN_TASKS, "els => els.map(a => a.dataset.task)")[-1]
     page.goto(f"/field/tasks/{code}")
     barcode = page.eval_on_selector_all("li[data-barcode]:not(.filled)", "els => els.map(e => e.dataset.barcode)")[0]
     page.fill("#scan-input", barcode)

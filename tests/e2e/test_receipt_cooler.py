@@ -1,13 +1,14 @@
 """A cooler received at the lab door, as the custodian does it, in a real Chromium: open a delivery
-for a sampling task of the demo's week (a routine sample, a field blank and a field duplicate),
+for the cooler the lab demo leaves at the door (this morning's round: a routine sample, a field
+blank and a field duplicate, sampled three hours before the demo was loaded, so every clock has
+time left),
 scan the containers by typing into the scan box with Enter (a keyboard-wedge scanner), one
 mistyped code refused beside the box, one container left in the cooler and listed as missing;
 accept one sample, accept one with conditions (deviation and the client's consent), reject one
 with a reason, sign with the password. Screenshots: receipt-scan-1280.png, receipt-missing-360.png,
 receipt-signed-1280.png (tests/e2e/screenshots/).
 
-The data is the demo's: the demo sampler's signed rounds of the past week (app/samples/demo.py),
-whose containers the sampler still holds."""
+The data is the demo's (app/samples/lab_demo.py, `_fresh_cooler`)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ def to_english(page) -> None:
     assert page.get_attribute("html", "lang") == "en"
 
 
-def pick_task(page) -> str:
-    """The waiting task with the most containers (the day's round with its field QC)."""
+def pick_cooler(page) -> str:
+    """The newest cooler handed over and waiting at the door (listed first)."""
     page.goto("/receipts/new")
-    found = page.eval_on_selector_all("a[data-task]", "els => els.map(a => [a.dataset.task, +a.dataset.count])")
-    assert found, "no sampling task waits to be received (the demo's week of signed rounds)"
-    return max(found, key=lambda pair: pair[1])[0]
+    found = page.eval_on_selector_all("a[data-shipment]", "els => els.map(a => a.dataset.shipment)")
+    assert found, "no cooler waits to be received (the lab demo leaves this morning's at the door)"
+    return found[0]
 
 
 def scan(page, code: str, expect: str) -> None:
@@ -64,9 +65,9 @@ def test_a_cooler_received_scanned_checked_decided_and_signed(new_page, screensh
     problems: list[str] = []
     sign_in(page, "custodian")
     to_english(page)
-    task = pick_task(page)
-    page.goto(f"/receipts/new?code={task}")
-    assert page.input_value("form.receipt-open input[name=code]") == task
+    cooler = pick_cooler(page)
+    page.goto(f"/receipts/new?code={cooler}")
+    assert page.input_value("form.receipt-open input[name=code]") == cooler
     page.fill("form.receipt-open input[name=cooler_temp]", "5.5")
     page.fill("form.receipt-open input[name=seal_no]", "F-0419")
     page.select_option("select[name=seal_intact]", "yes")
@@ -76,7 +77,7 @@ def test_a_cooler_received_scanned_checked_decided_and_signed(new_page, screensh
     assert page.evaluate("() => document.activeElement.id") == "scan-input"  # ready for the scanner
 
     samples = page.eval_on_selector_all("article.sample-card", "els => els.map(e => e.dataset.sample)")
-    assert len(samples) >= 3, f"task {task} has {len(samples)} samples; the demo's day rounds carry three"
+    assert len(samples) >= 3, f"cooler {cooler} has {len(samples)} samples; the demo's rounds carry three"
     accepted, conditional, rejected = samples[:3]
     barcodes = {s: page.eval_on_selector_all(f"article.sample-card[data-sample='{s}'] li[data-barcode]",
                                              "els => els.map(e => e.dataset.barcode)") for s in samples}
