@@ -142,7 +142,8 @@ def test_today_the_phone_has_dispatched_tasks_with_unfilled_containers(demo_db: 
     db, sampler = demo_db.db, demo_db.users["sampler"]
     today = db.calendar.today()
     with db.reading() as session:
-        tasks = tasks_for_sampler(session, sampler, today)
+        tasks = [t for t in tasks_for_sampler(session, sampler, today)  # the lab demo's morning rounds are done
+                 if t.task.status != TaskStatus.COMPLETED.value]
         assert len(tasks) == len(TODAY) and {t.task.status for t in tasks} == {TaskStatus.DISPATCHED.value}
         untouched = [t for t in tasks if any(
             s.sample.kind == "routine" and s.containers and all(c.state == ContainerState.ISSUED.value

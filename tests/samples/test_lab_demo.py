@@ -45,6 +45,7 @@ from app.samples.lab_models import (
     DeliveryScan,
     DisposalRequest,
     DisposalRequestSample,
+    HoldingClock,
     HoldingDeviation,
     PrepBatch,
     PrepBatchItem,
@@ -172,12 +173,16 @@ def test_sample_states_after_the_week(lab_db: Demo) -> None:
         assert session.get(Sample, sample_of(session, sampler, today, CONDITIONAL[0], CONDITIONAL[1]).id).state \
             == SampleState.IN_STORAGE.value
         coolers = session.scalars(select(Shipment).order_by(Shipment.created_at)).all()
-        assert [c.state for c in coolers] == ["delivered"] * (len(coolers) - 1) + ["handed_over"]
+        assert [c.state for c in coolers] == ["delivered"] * (len(coolers) - 2) + ["handed_over"] * 2
         assert all(c.seal_no.startswith("F-") for c in coolers)
-        # yesterday's cooler is what the custodian can receive now
+        # yesterday's cooler and this morning's are what the custodian can receive now, newest first
         waiting = receipt.candidates(session)
-        assert [s.code for s, _ in waiting.shipments] == [coolers[-1].code]
-        assert DRIVER in coolers[-1].note
+        assert [s.code for s, _ in waiting.shipments] == [coolers[-1].code, coolers[-2].code]
+        assert all(DRIVER in c.note and c.holder_place == DRIVER for c in coolers[-2:])
+        fresh = session.scalars(select(Container.sample_id).where(Container.shipment_id == coolers[-1].id)).all()
+        clocks = session.scalars(select(HoldingClock).where(HoldingClock.sample_id.in_(fresh))).all()
+        assert len(set(fresh)) == 3 and clocks  # this morning's three rounds, all still in time
+        assert all(c.deadline_at is None or c.deadline_at > utcnow() for c in clocks)
 
 
 def test_a_custody_gap_on_exactly_the_day_the_hand_over_was_not_recorded(lab_db: Demo) -> None:
