@@ -10,6 +10,7 @@ twice. Every form works without JavaScript; the list filters through htmx.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -127,12 +128,10 @@ def new_aliquot(request: Request, session: DbSession, made: Annotated[str, Query
     """Scan a parent container (or aliquot), give the amount: a new aliquot with its label."""
     context: dict[str, Any] = {"form": _aliquot_form()}
     if made:
-        try:
+        with contextlib.suppress(DomainError):  # a stale or edited address shows just the empty form
             context["made"] = aliquots.aliquot_by_barcode(session, made)
             context["made_parent"] = aliquots.parent_of(session, context["made"])
             context["made_sample"] = aliquots.sample_of(session, context["made"])
-        except DomainError:
-            pass  # a stale or edited address: just the empty form
     return show(request, "prep/aliquot.html", context)
 
 
