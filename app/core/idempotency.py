@@ -12,15 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fastapi import Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import Column, ForeignKey, Integer, Text, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
-from app.core.db import UTCDateTime, utcnow
+from app.core.db import UTCDateTime, committing, utcnow
 from app.core.errors import DomainError, InvalidInput
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
@@ -95,3 +99,36 @@ def remember(session: Session, row: IdempotencyRecord, status: int, body: Any) -
     row.response_status = status
     row.response_body = json.dumps(body, sort_keys=True, default=str, ensure_ascii=False)
     session.flush()
+
+
+def respond_once(request: Request, session: Session, scope: str, key_header: str | None, actor_id: int,
+                 payload: Any, act: Callable[[], tuple[int, Any]]) -> JSONResponse:
+    """Run `act` (returning status and JSON body) in one committed unit of work, once per
+    `Idempotency-Key` when one is given: a retry, or a concurrent twin that lost the race on the
+    key, is answered with the first response (header `Idempotent-Replay: true`)."""
+    key = clean_key(key_header) if key_header is not None else None
+    body_hash = request_hash(payload)
+    if key is not None:
+        earlier = replay(session, scope, key, actor_id, body_hash)
+        if earlier is not None:
+            return _replayed(earlier)
+    try:
+        with committing(session):
+            claimed = claim(session, scope, key, actor_id, body_hash) if key is not None else None
+            status, body = act()
+            if claimed is not None:
+                remember(session, claimed, status, body)
+    except IntegrityError:
+        session.rollback()  # a concurrent twin with the same key committed first: answer what it answered
+        if key is None:
+            raise
+        with request.app.state.db.reading() as fresh:
+            earlier = replay(fresh, scope, key, actor_id, body_hash)
+        if earlier is None:
+            raise
+        return _replayed(earlier)
+    return JSONResponse(body, status_code=status)
+
+
+def _replayed(earlier: Replay) -> JSONResponse:
+    return JSONResponse(earlier.body, status_code=earlier.status, headers={"Idempotent-Replay": "true"})

@@ -15,14 +15,12 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core import idempotency
 from app.core.auth import DbSession, require
-from app.core.db import committing
 from app.core.permissions import Permission, has_permission
 from app.people.models import User
 from app.samples import labels, queries, registration
@@ -173,33 +171,15 @@ def api_register_samples(
     many = isinstance(body, list)
     rows = body if many else [body]
     payload = [row.model_dump(mode="json") for row in rows] if many else rows[0].model_dump(mode="json")
-    key = idempotency.clean_key(idempotency_key) if idempotency_key is not None else None
-    body_hash = idempotency.request_hash(payload)
-    if key is not None:
-        earlier = idempotency.replay(session, SCOPE, key, user.id, body_hash)
-        if earlier is not None:
-            return JSONResponse(earlier.body, status_code=earlier.status, headers={"Idempotent-Replay": "true"})
-    try:
-        with committing(session):
-            claimed = idempotency.claim(session, SCOPE, key, user.id, body_hash) if key is not None else None
-            samples = registration.register_adhoc_samples(session, user, [r.adhoc() for r in rows])
-            qc = sees_qc(session, user)
-            listed = [sample_json(row, qc) for row in rows_of(session, samples)]
-            answer = SampleList(items=listed) if many else listed[0]
-            content = answer.model_dump(mode="json")
-            if claimed is not None:
-                idempotency.remember(session, claimed, 201, content)
-    except IntegrityError:
-        # a concurrent twin with the same key committed first: answer what it answered
-        session.rollback()
-        if key is None:
-            raise
-        with request.app.state.db.reading() as fresh:
-            earlier = idempotency.replay(fresh, SCOPE, key, user.id, body_hash)
-        if earlier is None:
-            raise
-        return JSONResponse(earlier.body, status_code=earlier.status, headers={"Idempotent-Replay": "true"})
-    return JSONResponse(content, status_code=201)
+
+    def register() -> tuple[int, Any]:
+        samples = registration.register_adhoc_samples(session, user, [r.adhoc() for r in rows])
+        qc = sees_qc(session, user)
+        listed = [sample_json(row, qc) for row in rows_of(session, samples)]
+        answer = SampleList(items=listed) if many else listed[0]
+        return 201, answer.model_dump(mode="json")
+
+    return idempotency.respond_once(request, session, SCOPE, idempotency_key, user.id, payload, register)
 
 
 # ---------------------------------------------------------------- reading

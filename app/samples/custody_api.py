@@ -17,15 +17,12 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from app.core import idempotency
 from app.core.auth import DbSession, require
-from app.core.db import committing
 from app.core.errors import InvalidInput
 from app.core.permissions import Permission
 from app.people.models import User
@@ -181,29 +178,12 @@ def api_custody_scan(
     twin acts once, and the key with another body is refused (409 idempotency_conflict)."""
     key = idempotency.clean_key(idempotency_key) if idempotency_key is not None else None
     scan = parsed_scan(body)
-    body_hash = idempotency.request_hash(scan.model_dump(mode="json"))
-    if key is not None:
-        earlier = idempotency.replay(session, SCOPE, key, user.id, body_hash)
-        if earlier is not None:
-            return JSONResponse(earlier.body, status_code=earlier.status, headers={"Idempotent-Replay": "true"})
-    try:
-        with committing(session):
-            claimed = idempotency.claim(session, SCOPE, key, user.id, body_hash) if key is not None else None
-            event = _record(session, user, scan, derived_client_id(user, key) if key is not None else None)
-            content = jsonable(event_json(session, event.id))
-            if claimed is not None:
-                idempotency.remember(session, claimed, 201, content)
-    except IntegrityError:
-        # a concurrent twin with the same key committed first: answer what it answered
-        session.rollback()
-        if key is None:
-            raise
-        with request.app.state.db.reading() as fresh:
-            earlier = idempotency.replay(fresh, SCOPE, key, user.id, body_hash)
-        if earlier is None:
-            raise
-        return JSONResponse(earlier.body, status_code=earlier.status, headers={"Idempotent-Replay": "true"})
-    return JSONResponse(content, status_code=201)
+
+    def record() -> tuple[int, Any]:
+        event = _record(session, user, scan, derived_client_id(user, key) if key is not None else None)
+        return 201, jsonable(event_json(session, event.id))
+
+    return idempotency.respond_once(request, session, SCOPE, key, user.id, scan.model_dump(mode="json"), record)
 
 
 def jsonable(value: Any) -> Any:

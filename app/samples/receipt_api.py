@@ -10,7 +10,6 @@ refused (409). Refusals are problem JSON with the error's code. Temperatures tra
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -18,7 +17,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core import idempotency
@@ -198,33 +196,6 @@ def delivery_json(session: Session, delivery: Any) -> DeliveryOut:
 # ---------------------------------------------------------------- idempotent writes
 
 
-def idempotent(request: Request, session: Session, scope: str, key_header: str | None, user: User, payload: Any,
-               act: Callable[[], tuple[int, Any]]) -> JSONResponse:
-    """Run `act` once per `Idempotency-Key` (when given); a retry answers the first response."""
-    key = idempotency.clean_key(key_header) if key_header is not None else None
-    body_hash = idempotency.request_hash(payload)
-    if key is not None:
-        earlier = idempotency.replay(session, scope, key, user.id, body_hash)
-        if earlier is not None:
-            return JSONResponse(earlier.body, status_code=earlier.status, headers={"Idempotent-Replay": "true"})
-    try:
-        with committing(session):
-            claimed = idempotency.claim(session, scope, key, user.id, body_hash) if key is not None else None
-            status, body = act()
-            if claimed is not None:
-                idempotency.remember(session, claimed, status, body)
-    except IntegrityError:
-        session.rollback()  # a concurrent twin with the same key committed first: answer what it answered
-        if key is None:
-            raise
-        with request.app.state.db.reading() as fresh:
-            earlier = idempotency.replay(fresh, scope, key, user.id, body_hash)
-        if earlier is None:
-            raise
-        return JSONResponse(earlier.body, status_code=earlier.status, headers={"Idempotent-Replay": "true"})
-    return JSONResponse(body, status_code=status)
-
-
 # ---------------------------------------------------------------- routes
 
 
@@ -237,7 +208,8 @@ def api_open_delivery(request: Request, session: DbSession, body: DeliveryIn, id
         session.flush()
         return 201, delivery_json(session, delivery).model_dump(mode="json")
 
-    return idempotent(request, session, "receipts.open", idempotency_key, user, body.model_dump(mode="json"), act)
+    return idempotency.respond_once(request, session, "receipts.open", idempotency_key, user.id,
+                                    body.model_dump(mode="json"), act)
 
 
 @router.post(f"{BASE}/{{code}}/scans", status_code=201, response_model=ScanOut)
@@ -254,7 +226,7 @@ def api_scan(request: Request, session: DbSession, code: Code, body: ScanIn, ide
         return (201 if outcome.created else 200), answer.model_dump(mode="json")
 
     payload = {"code": code, **body.model_dump(mode="json")}
-    return idempotent(request, session, "receipts.scan", idempotency_key, user, payload, act)
+    return idempotency.respond_once(request, session, "receipts.scan", idempotency_key, user.id, payload, act)
 
 
 @router.post(f"{BASE}/{{code}}/checks", status_code=201, response_model=CheckOut)
@@ -269,7 +241,7 @@ def api_check(request: Request, session: DbSession, code: Code, body: CheckIn, i
         return 201, check_json(row, sample_by_no(session, body.sample_no).sample_no).model_dump(mode="json")
 
     payload = {"code": code, **body.model_dump(mode="json")}
-    return idempotent(request, session, "receipts.check", idempotency_key, user, payload, act)
+    return idempotency.respond_once(request, session, "receipts.check", idempotency_key, user.id, payload, act)
 
 
 @router.post(f"{BASE}/{{code}}/sign", response_model=DeliveryOut)
