@@ -59,12 +59,16 @@ def test_the_empty_state_and_the_custodians_stock_cards(client, users):
     assert page.status_code == 200
     assert cards(page) == {}
     assert "No open work for you" in page.text
-    # the custodian keeps the reference-material stock: three cards, nothing due in an empty lab
+    # the custodian keeps the reference-material stock and the samples: nothing due in an empty lab
     login_en(client, "custodian")
     assert cards(client.get("/dashboard")) == {
         "/reference-materials/due?list=expiring": (0, "Reference materials expiring within 30 days"),
         "/reference-materials/due?list=expired": (0, "Expired reference materials still in stock"),
-        "/reference-materials?stock=low": (0, "Reference materials low in stock")}
+        "/reference-materials?stock=low": (0, "Reference materials low in stock"),
+        "/custodian#expected": (0, "Samples expected at the lab, not yet received"),
+        "/custodian#storage-full": (0, "Storage locations full or nearly full"),
+        "/holding?colour=due": (0, "Holding times running out"),
+        "/storage/disposals?state=approved": (0, "Approved disposals to carry out")}
     # an analyst confirms the certificates of the instruments they are responsible for
     login_en(client, "analyst")
     assert cards(client.get("/dashboard")) == {
