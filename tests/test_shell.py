@@ -72,7 +72,8 @@ def test_the_empty_state_and_the_custodians_stock_cards(client, users):
     # an analyst confirms the certificates of the instruments they are responsible for
     login_en(client, "analyst")
     assert cards(client.get("/dashboard")) == {
-        "/instruments/confirmations": (0, "Certificates awaiting my confirmation")}
+        "/instruments/confirmations": (0, "Certificates awaiting my confirmation"),
+        "/holding?colour=due": (0, "Holding times running out")}
 
 
 def test_navigation_follows_the_role(client, users):
