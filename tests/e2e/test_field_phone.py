@@ -50,6 +50,8 @@ class Round:
         return int(self.page.get_attribute("#queue .count", "data-count") or "0")
 
     def drained(self) -> None:
+        # data-count appears only once the page has read the queue from IndexedDB: right after a
+        # reload an empty count must not pass for an empty queue (it once let a test race the drain)
         self.page.wait_for_function(
             "() => document.querySelector('#queue .count').dataset.count === '0'", timeout=20_000)
 
