@@ -1,5 +1,28 @@
 """Imports every table so that metadata (Alembic, tests) sees the whole schema."""
 
+from app.analysis.models import (  # noqa: F401
+    AnalysisBatch,
+    AnalysisResult,
+    BatchCurve,
+    BatchPosition,
+    CalibrationCurve,
+    CalibrationPoint,
+    ControlBaseline,
+    CorrectiveAction,
+    ImportProfile,
+    LimitSet,
+    LimitValue,
+    MdlStudy,
+    Method,
+    MethodInstrument,
+    MethodParameter,
+    MethodVersion,
+    NotAnalysed,
+    QcEvaluation,
+    Qualification,
+    ResultImport,
+    SiteLimitSet,
+)
 from app.core.audit import AuditCheckpoint, AuditEvent  # noqa: F401
 from app.core.codes import CodeCounter  # noqa: F401
 from app.core.db import metadata  # noqa: F401

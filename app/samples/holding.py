@@ -47,7 +47,7 @@ CLOSED_STATES = (SampleState.REJECTED.value, SampleState.DISPOSED.value, SampleS
 # the states in which a sample has open clocks (the worklist's state filter)
 CLOCK_STATES = (SampleState.COLLECTED.value, SampleState.IN_TRANSIT.value, SampleState.RECEIVED.value,
                 SampleState.CONDITIONALLY_RECEIVED.value, SampleState.IN_STORAGE.value,
-                SampleState.IN_PREPARATION.value, SampleState.PREPARED.value)
+                SampleState.IN_PREPARATION.value, SampleState.PREPARED.value, SampleState.IN_ANALYSIS.value)
 REASON_LIMIT = 500
 MAX_PARAMETERS = 60
 

@@ -79,6 +79,8 @@ class SampleState(StrEnum):
     IN_STORAGE = "in_storage"
     IN_PREPARATION = "in_preparation"  # an aliquot is in an open preparation batch
     PREPARED = "prepared"  # its preparation batch is closed (signed); ready for analysis
+    IN_ANALYSIS = "in_analysis"  # in an analysis batch that has started (issue 8)
+    RESULTS_ENTERED = "results_entered"  # every requested parameter has a submitted result or a reason
     DISPOSED = "disposed"  # after retention, approved by the quality manager; terminal
     CANCELLED = "cancelled"  # its task was cancelled before sampling
 

@@ -32,6 +32,8 @@ STATE_NAMES = {
     SampleState.IN_STORAGE.value: N_("In storage"),
     SampleState.IN_PREPARATION.value: N_("In preparation"),
     SampleState.PREPARED.value: N_("Prepared, ready for analysis"),
+    SampleState.IN_ANALYSIS.value: N_("In analysis"),
+    SampleState.RESULTS_ENTERED.value: N_("Results entered"),
     SampleState.DISPOSED.value: N_("Disposed of"),
     SampleState.CANCELLED.value: N_("Cancelled"),
 }
