@@ -71,6 +71,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, extra_img_sources=(tiles,) if tiles else ())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    from app.analysis import (
+        batch_api,
+        batch_routes,
+        chart_routes,
+        curve_routes,
+        entry_routes,
+        import_routes,
+        limit_routes,
+        method_routes,
+        qc_routes,
+        qualification_routes,
+        result_api,
+    )
     from app.instruments.api import router as instruments_api_router
     from app.instruments.record_routes import router as instrument_records_router
     from app.instruments.routes import router as instruments_router
@@ -116,5 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sites_router)
     app.include_router(sites_api_router)
     app.include_router(plans_router)
+    # analysis (issue 8): the pages under a batch (entry, QC) before the batch page itself
+    for module in (entry_routes, qc_routes, import_routes, batch_routes, batch_api, result_api, curve_routes,
+                   chart_routes, method_routes, qualification_routes, limit_routes):
+        app.include_router(module.router)
     handlers.install(app)
     return app

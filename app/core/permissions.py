@@ -30,6 +30,7 @@ class Permission(StrEnum):
     MATERIALS_READ = "materials.read"
     SITES_READ = "sites.read"
     SAMPLES_READ = "samples.read"
+    ANALYSIS_READ = "analysis.read"
     # personal: a user's own language, password and tokens; never a lab record
     OWN_ACCOUNT = "account.own"
     # change
@@ -71,11 +72,19 @@ class Permission(StrEnum):
     SAMPLES_PREPARE = "samples.prepare"
     DISPOSAL_APPROVE = "samples.disposal_approve"
     HOLDING_DEVIATION = "samples.holding_deviation"
+    # analysis (issue 8): methods and their versions, MDL studies, qualifications (上岗证), limit
+    # sets and import profiles (technical manager); batches, curves, results, imports, corrective
+    # actions and signing (analyst); control-chart baselines, the QC rules (quality manager and
+    # technical manager)
+    METHODS_MANAGE = "analysis.methods"
+    ANALYSIS_RECORD = "analysis.record"
+    QC_RULES = "analysis.qc_rules"
 
 
 READ_PERMISSIONS = frozenset(
     {Permission.DASHBOARD_VIEW, Permission.LAB_READ, Permission.USERS_READ, Permission.AUDIT_READ,
-     Permission.INSTRUMENTS_READ, Permission.MATERIALS_READ, Permission.SITES_READ, Permission.SAMPLES_READ}
+     Permission.INSTRUMENTS_READ, Permission.MATERIALS_READ, Permission.SITES_READ, Permission.SAMPLES_READ,
+     Permission.ANALYSIS_READ}
 )
 PERSONAL_PERMISSIONS = frozenset({Permission.OWN_ACCOUNT})
 EVERY_USER = READ_PERMISSIONS - {Permission.AUDIT_READ, Permission.USERS_READ} | PERSONAL_PERMISSIONS
@@ -88,7 +97,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CUSTODIAN: EVERY_USER | {Permission.MATERIALS_MANAGE, Permission.SAMPLES_REGISTER, Permission.CUSTODY_RECORD,
                                   Permission.SAMPLES_RECEIVE, Permission.STORAGE_MANAGE},
     Role.ANALYST: EVERY_USER | RUNS_INSTRUMENTS | {Permission.MATERIALS_USE, Permission.CUSTODY_RECORD,
-                                                    Permission.SAMPLES_PREPARE},
+                                                    Permission.SAMPLES_PREPARE, Permission.ANALYSIS_RECORD},
     Role.CHECKER: EVERY_USER,
     Role.REVIEWER: EVERY_USER,
     Role.SIGNATORY: EVERY_USER,
@@ -104,12 +113,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.SITES_APPROVE,
         Permission.DISPOSAL_APPROVE,
         Permission.HOLDING_DEVIATION,
+        Permission.QC_RULES,
     },
     Role.TECHNICAL_MANAGER: EVERY_USER
     | RUNS_INSTRUMENTS
     | {Permission.USERS_READ, Permission.AUDIT_READ, Permission.INSTRUMENTS_MANAGE, Permission.MATERIALS_MANAGE,
        Permission.MATERIALS_USE, Permission.MATERIALS_WITHDRAW, Permission.SITES_MANAGE,
-       Permission.SAMPLES_REGISTER},
+       Permission.SAMPLES_REGISTER, Permission.METHODS_MANAGE, Permission.QC_RULES},
     Role.INSPECTOR: READ_PERMISSIONS | PERSONAL_PERMISSIONS,
     Role.ADMIN: EVERY_USER
     | {
