@@ -195,9 +195,11 @@ def rooms(session: Session) -> list[str]:
 
 def location_label(location: StorageLocation) -> Label:
     conditions = pick(location.conditions_zh, location.conditions_en)
-    lines = tuple(line[:48] for line in (conditions, temperature_text(location),
-                                         f"{location.room} {location.unit}".strip()) if line)
-    return Label(code=location.code, title=location_name(location)[:40], lines=lines)
+    name = location_name(location)
+    # the room and unit again only when the title had to be cut (looked at on the printed label)
+    where = f"{location.room} {location.unit}".strip() if len(name) > 40 else ""
+    lines = tuple(line[:48] for line in (conditions, temperature_text(location), where) if line)
+    return Label(code=location.code, title=name[:40], lines=lines)
 
 
 def location_labels_pdf(locations: Sequence[StorageLocation], fmt: str = "thermal") -> bytes:
