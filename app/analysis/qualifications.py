@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.analysis import method_errors as errors
-from app.analysis.methods import MethodState
+from app.analysis.methods import STATE_WORDS, MethodState
 from app.analysis.models import Method, Qualification
 from app.core import audit
 from app.core.db import utcnow
@@ -74,10 +74,9 @@ def grant_qualification(session: Session, actor: User, user: User, method: Metho
     end = _date(valid_to, "截止日期", "The end of validity")
     if end <= start:
         raise errors.QualificationDatesInvalid(valid_from=start.isoformat(), valid_to=end.isoformat())
-    if method.state != MethodState.ACTIVE.value:
-        from app.analysis.methods import STATE_WORDS
-
-        zh, en = STATE_WORDS.get(method.state, (method.state, method.state))
+    state = session.scalar(select(Method.state).where(Method.id == method.id))  # as it is now, not as passed
+    if state != MethodState.ACTIVE.value:
+        zh, en = STATE_WORDS.get(state, (state, state))
         raise errors.MethodNotActive(method=method.code, state_zh=zh, state_en=en)
     if not user.active:
         raise errors.PersonInactive(person=user.printed_name)
