@@ -493,13 +493,11 @@ def user_for_token(session: Session, token: str) -> User | None:
     """The active user a presented bearer token belongs to, or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = session.scalars(
-        select(ApiToken).where(ApiToken.token_hash == _token_hash(token))
+    # one query: every API request (scanners, instruments) pays for it
+    return session.scalars(
+        select(User).join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None), User.active.is_(True))
     ).first()
-    if row is None or row.revoked_at is not None:
-        return None
-    user = session.get(User, row.user_id)
-    return user if user is not None and user.active else None
 
 
 # ---------------------------------------------------------------- the laboratory
