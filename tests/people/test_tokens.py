@@ -42,6 +42,16 @@ def test_a_bearer_token_authenticates_on_the_api(client, api, users):
     assert api.get("/api/v1/me").status_code == 401  # and it is the token that did it
 
 
+def test_the_token_and_its_user_are_found_in_one_query(client, api, users, count_queries):
+    token = create_own_token(client, "analyst")
+    with count_queries() as counted:
+        assert api.get("/api/v1/me", headers=bearer(token)).status_code == 200
+    lookups = [s for s in counted.statements if "api_token" in s]
+    assert len(lookups) == 1 and "app_user" in lookups[0], counted.statements
+    assert not [s for s in counted.statements if s.lstrip().startswith("SELECT app_user.")
+                and "api_token" not in s and "role_grant" not in s], counted.statements
+
+
 def test_a_token_is_shown_once_and_stored_only_as_its_hash(client, db, users):
     token = create_own_token(client, "analyst")
     account = client.get("/account")
