@@ -492,3 +492,93 @@ def waiting_batches(session: Session, analyst_id: int) -> int:
     """The analyst's batches with a QC failure waiting for a corrective action (the dashboard card)."""
     return session.scalar(select(func.count()).select_from(AnalysisBatch).where(
         AnalysisBatch.analyst_id == analyst_id, AnalysisBatch.state == BatchState.QC_FAILED.value)) or 0
+
+
+# ---------------------------------------------------------------- the QC page's read model
+
+PERCENT_KINDS = frozenset({QcKind.DUPLICATE.value, QcKind.SPIKE.value, QcKind.CCV.value})
+
+
+def shown(value: Decimal | None, kind: str) -> str:
+    """A QC number as the page shows it: percentages rounded once to 0.01 (GB/T 8170), other
+    values in full; the stored value keeps every digit."""
+    if value is None:
+        return ""
+    if kind in PERCENT_KINDS:
+        return numbers.format_decimal(numbers.round_gbt8170(value, decimals=2))
+    return numbers.format_decimal(value)
+
+
+def limits_text(evaluation: QcEvaluation) -> str:
+    low, high = evaluation.limit_low, evaluation.limit_high
+    unit = " %" if evaluation.kind in PERCENT_KINDS else ""
+    if low is not None and high is not None:
+        return f"{numbers.format_decimal(low)}–{numbers.format_decimal(high)}{unit}"
+    if high is not None:
+        return f"{'<' if evaluation.kind == QcKind.BLANK.value else '≤'} {numbers.format_decimal(high)}{unit}"
+    if low is not None:
+        return f"≥ {numbers.format_decimal(low)}{unit}"
+    return ""
+
+
+@dataclass
+class EvaluationLine:
+    evaluation: QcEvaluation
+    detail: dict[str, Any]
+    value: str
+    limits: str
+    actions: list[CorrectiveAction]
+
+    @property
+    def label(self) -> str:
+        return self.detail.get("label") or ""
+
+    @property
+    def waiting(self) -> bool:
+        return self.evaluation.passed is False and not self.actions
+
+
+@dataclass
+class QcView:
+    batch: AnalysisBatch
+    method_code: str
+    parameters: list[str]
+    run: int
+    evaluated_at: datetime | None
+    lines: list[EvaluationLine]
+    actions: list[tuple[CorrectiveAction, QcEvaluation]]
+    people: dict[int, User]
+
+    @property
+    def done(self) -> bool:
+        return self.batch.state in DONE_STATES
+
+    @property
+    def can_evaluate(self) -> bool:
+        return self.batch.state in EVALUABLE_STATES
+
+    @property
+    def waiting(self) -> list[EvaluationLine]:
+        return [line for line in self.lines if line.waiting]
+
+    @property
+    def failures(self) -> list[EvaluationLine]:
+        return [line for line in self.lines if line.evaluation.passed is False]
+
+
+def qc_view(session: Session, batch: AnalysisBatch) -> QcView:
+    """The QC page in a fixed number of queries, however many checks and actions."""
+    from app.analysis.models import Method
+
+    method_code = session.scalar(select(Method.code).join(MethodVersion, MethodVersion.method_id == Method.id)
+                                 .where(MethodVersion.id == batch.method_version_id)) or ""
+    evaluations = latest_evaluations(session, batch.id)
+    answered = actions_by_check(session, batch.id)
+    lines = [EvaluationLine(e, detail_of(e), shown(e.value, e.kind), limits_text(e),
+                            [a for a, _ in answered.get(check_key(e), [])]) for e in evaluations]
+    actions = [pair for pairs in answered.values() for pair in pairs]
+    actions.sort(key=lambda pair: pair[0].id)
+    wanted = {a.recorded_by_id for a, _ in actions} | {batch.analyst_id}
+    people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(wanted)))}
+    return QcView(batch, method_code, batch_parameters(batch), evaluations[0].run if evaluations else 0,
+                  evaluations[0].evaluated_at if evaluations else None, lines, actions, people)
