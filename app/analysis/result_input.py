@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 from app.analysis import result_errors as errors
 
@@ -54,6 +54,10 @@ def parse_cell(value: str | None, row: int | str, column: str) -> Decimal | None
         raise errors.NumberOutOfRange(**where)
     if number.is_zero():
         number = abs(number)  # "-0" is 0
+    if number.as_tuple().exponent > 0:  # type: ignore[operator]
+        with localcontext() as context:  # "2E+2" is written 200
+            context.prec = 60
+            number = number.quantize(Decimal(1))
     return number
 
 

@@ -449,3 +449,125 @@ def _audit(session: Session, actor: User, batch: AnalysisBatch, context: BatchCo
                     for r in written],
     })
 
+
+
+# ---------------------------------------------------------------- the entry grid (read model)
+
+
+@dataclass(frozen=True)
+class GridCell:
+    """What a cell of the entry grid shows: the current result, if any, and its reported text."""
+
+    position_id: int
+    column: int
+    parameter: str
+    result: AnalysisResult | None
+    reported: str = ""
+
+    @property
+    def reading(self) -> str:
+        return "" if self.result is None else str(self.result.reading)
+
+    @property
+    def dilution(self) -> str:
+        return "" if self.result is None or self.result.dilution_factor == 1 else str(self.result.dilution_factor)
+
+
+@dataclass(frozen=True)
+class GridRow:
+    position: BatchPosition
+    sample_no: str
+    cells: list[GridCell]
+
+
+@dataclass(frozen=True)
+class Grid:
+    batch: AnalysisBatch
+    method_code: str
+    version: MethodVersion
+    parameters: list[str]
+    rules: dict[str, MethodParameter]
+    rows: list[GridRow]
+
+    @property
+    def submitted(self) -> bool:
+        return self.batch.state == BatchState.SUBMITTED.value
+
+    @property
+    def accepting(self) -> bool:
+        return self.batch.state in ACCEPTING and self.batch.started_at is not None
+
+    def unit_of(self, parameter: str) -> str:
+        rule = self.rules.get(parameter)
+        return rule.unit if rule else ""
+
+    def row_of(self, position_id: int) -> GridRow | None:
+        return next((r for r in self.rows if r.position.id == position_id), None)
+
+
+def reported_text(result: AnalysisResult, rule: MethodParameter | None, language: str) -> str:
+    """The text a report would print (GB/T 8170 once, below-MDL style of the method)."""
+    from app.analysis.numbers import report_value
+
+    if rule is None:
+        return str(result.value)
+    decimals = rule.decimals
+    figures = rule.significant_figures if decimals is None else None
+    return report_value(result.value, mdl=rule.mdl, style=rule.below_mdl, decimals=decimals,
+                        significant_figures=figures, language=language)
+
+
+def entry_grid(session: Session, batch: AnalysisBatch, language: str = "zh") -> Grid:
+    """The batch's positions × parameters with the current results, in four queries whatever
+    the size of the batch."""
+    from app.analysis.models import Method
+    from app.samples.models import Sample
+
+    version, method_code = session.execute(
+        select(MethodVersion, Method.code).join(Method, Method.id == MethodVersion.method_id)
+        .where(MethodVersion.id == batch.method_version_id)).one()
+    parameters = batch_parameters(batch)
+    rules = {p.parameter: p for p in session.scalars(select(MethodParameter).where(
+        MethodParameter.method_version_id == batch.method_version_id))}
+    current = current_results(session, batch.id)
+    rows = []
+    for position, sample_no in session.execute(
+            select(BatchPosition, Sample.sample_no).outerjoin(Sample, Sample.id == BatchPosition.sample_id)
+            .where(BatchPosition.batch_id == batch.id).order_by(BatchPosition.position)):
+        cells = []
+        for k, parameter in enumerate(parameters):
+            result = current.get((position.id, parameter))
+            shown = reported_text(result, rules.get(parameter), language) if result else ""
+            cells.append(GridCell(position.id, k, parameter, result, shown))
+        rows.append(GridRow(position, sample_no or "", cells))
+    return Grid(batch, method_code, version, parameters, rules, rows)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    result: AnalysisResult
+    entered_by: str
+    reported: str
+
+
+@dataclass(frozen=True)
+class CellHistory:
+    position: BatchPosition
+    parameter: str
+    entries: list[HistoryEntry]
+
+
+def cell_history(session: Session, batch: AnalysisBatch, position_id: int, parameter: str,
+                 language: str = "zh") -> CellHistory:
+    """Every revision of one cell of the batch with who entered it (three queries)."""
+    position = session.get(BatchPosition, position_id)
+    if position is None or position.batch_id != batch.id:
+        raise errors.BatchNotFound(batch_no=f"{batch.batch_no} #{position_id}")
+    rule = session.scalars(select(MethodParameter).where(
+        MethodParameter.method_version_id == batch.method_version_id, MethodParameter.parameter == parameter)).first()
+    rows = session.execute(select(AnalysisResult, User).join(User, User.id == AnalysisResult.entered_by_id)
+                           .where(AnalysisResult.position_id == position_id, AnalysisResult.parameter == parameter)
+                           .order_by(AnalysisResult.revision))
+    entries = [HistoryEntry(r, (u.display_name_zh if language.startswith("zh") else u.display_name_en)
+                            or u.username, reported_text(r, rule, language)) for r, u in rows]
+    return CellHistory(position, parameter, entries)
