@@ -78,8 +78,8 @@ class BatchNotFound(NotFound):
 
 class ImportNotFound(NotFound):
     code = "import_not_found"
-    message_zh = "未找到导入记录 {code}。"
-    message_en = "Import {code} not found."
+    message_zh = "未找到导入记录 {which}。"
+    message_en = "Import {which} not found."
 
 
 class BatchNotOpenForImport(DomainError):
@@ -92,10 +92,10 @@ class BatchNotOpenForImport(DomainError):
 class ImportAlreadyDone(DomainError):
     code = "import_already_done"
     http_status = 409
-    message_zh = ("同一文件（SHA-256 {sha_short}…）已于 {at} 由 {who} 导入分析批 {batch_no}（导入记录 {code}），"
+    message_zh = ("同一文件（SHA-256 {sha_short}…）已于 {at} 由 {who} 导入分析批 {batch_no}（导入记录 {which}），"
                   "不能重复导入。")
     message_en = ("The same file (SHA-256 {sha_short}…) was already imported into batch {batch_no} on {at} by "
-                  "{who} (import {code}); it cannot be imported twice.")
+                  "{who} (import {which}); it cannot be imported twice.")
 
 
 class NothingMatched(DomainError):
@@ -119,29 +119,29 @@ class WrongUnit(InvalidInput):
 
 class ProfileNotFound(NotFound):
     code = "import_profile_not_found"
-    message_zh = "未找到导入配置 {code}。"
-    message_en = "Import profile {code} not found."
+    message_zh = "未找到导入配置 {which}。"
+    message_en = "Import profile {which} not found."
 
 
 class ProfileInactive(DomainError):
     code = "import_profile_inactive"
     http_status = 409
-    message_zh = "导入配置 {code} 已停用。"
-    message_en = "Import profile {code} is no longer in use."
+    message_zh = "导入配置 {which} 已停用。"
+    message_en = "Import profile {which} is no longer in use."
 
 
 class BuiltinProfileReadOnly(DomainError):
     code = "import_profile_builtin"
     http_status = 409
-    message_zh = "内置导入配置 {code} 的格式由程序定义，不能修改。"
-    message_en = "The built-in import profile {code} is defined in code and cannot be edited."
+    message_zh = "内置导入配置 {which} 的格式由程序定义，不能修改。"
+    message_en = "The built-in import profile {which} is defined in code and cannot be edited."
 
 
 class DuplicateProfile(DomainError):
     code = "import_profile_duplicate"
     http_status = 409
-    message_zh = "导入配置代码 {code} 已存在。"
-    message_en = "The import profile code {code} is already taken."
+    message_zh = "导入配置代码 {which} 已存在。"
+    message_en = "The import profile code {which} is already taken."
 
 
 class InvalidMapping(InvalidInput):

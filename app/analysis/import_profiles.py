@@ -100,7 +100,7 @@ def profile_by_code(session: Session, code: str) -> ImportProfile:
     cleaned = clean_code(code)
     profile = session.scalars(select(ImportProfile).where(ImportProfile.code == cleaned)).first() if cleaned else None
     if profile is None:
-        raise errors.ProfileNotFound(code=cleaned[:40] or "—")
+        raise errors.ProfileNotFound(which=cleaned[:40] or "—")
     return profile
 
 
@@ -151,7 +151,7 @@ def usable_profile(session: Session, actor: User, code: str) -> ImportProfile:
         ensure_builtin_profiles(session, actor)
     profile = profile_by_code(session, cleaned)
     if not profile.active:
-        raise errors.ProfileInactive(code=profile.code)
+        raise errors.ProfileInactive(which=profile.code)
     return profile
 
 
@@ -181,7 +181,7 @@ def create_profile(session: Session, actor: User, code: str, name: str, mapping:
                                     detail_en="the code is 2–40 capital letters, digits, - or _")
     if cleaned in BUILTIN_BY_CODE or session.scalars(
             select(ImportProfile.id).where(ImportProfile.code == cleaned)).first() is not None:
-        raise errors.DuplicateProfile(code=cleaned)
+        raise errors.DuplicateProfile(which=cleaned)
     cleaned_name, checked = _checked(name, mapping)
     profile = ImportProfile(code=cleaned, name=cleaned_name, builtin="", file_format=checked["format"],
                             mapping=canonical_json(checked), active=True, created_at=utcnow(),
@@ -197,7 +197,7 @@ def update_profile(session: Session, actor: User, profile: ImportProfile, name: 
     """A changed mapping for the next imports; earlier imports keep their raw files and results."""
     ensure(session, actor, Permission.METHODS_MANAGE)
     if profile.builtin:
-        raise errors.BuiltinProfileReadOnly(code=profile.code)
+        raise errors.BuiltinProfileReadOnly(which=profile.code)
     cleaned_name, checked = _checked(name, mapping)
     before = _snapshot(profile)
     profile.name, profile.file_format = cleaned_name, checked["format"]

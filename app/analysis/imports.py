@@ -27,7 +27,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
+from pathlib import PureWindowsPath
 from typing import Any
 
 from sqlalchemy import select
@@ -88,7 +88,7 @@ def import_by_code(session: Session, code: str) -> ResultImport:
     cleaned = "".join((code or "").split()).upper()
     found = session.scalars(select(ResultImport).where(ResultImport.code == cleaned)).first() if cleaned else None
     if found is None:
-        raise errors.ImportNotFound(code=cleaned[:20] or "—")
+        raise errors.ImportNotFound(which=cleaned[:20] or "—")
     return found
 
 
@@ -110,7 +110,7 @@ class ImportView:
 def import_view(session: Session, result_import: ResultImport) -> ImportView:
     """The outcome page's facts in two queries (the encoding read is kept in the audit event)."""
     batch, profile, stored, user = session.execute(
-        select(AnalysisBatch, ImportProfile, StoredFile, User)
+        select(AnalysisBatch, ImportProfile, StoredFile, User).select_from(ResultImport)
         .join(ImportProfile, ImportProfile.id == ResultImport.profile_id)
         .join(StoredFile, StoredFile.id == ResultImport.file_id)
         .join(AnalysisBatch, AnalysisBatch.id == ResultImport.batch_id)
@@ -205,10 +205,11 @@ def reading_unit(unit: str) -> str:
 
 def _store(session: Session, actor: User, store: FileStore, content: bytes, filename: str, media_type: str,
            max_bytes: int) -> StoredFile:
-    """The raw bytes kept as they came (CSV has no signature `store_upload` could sniff)."""
+    """The raw bytes kept as they came (CSV has no signature `store_upload` could sniff); the name
+    without the folders a Windows browser may send."""
     sha256, size = store.put(io.BytesIO(content), max_bytes)
     row = StoredFile(sha256=sha256, size=size, media_type=media_type,
-                     filename=Path(filename or "import").name[:255] or "import", uploaded_at=utcnow(),
+                     filename=PureWindowsPath(filename or "import").name[:255] or "import", uploaded_at=utcnow(),
                      uploaded_by_id=actor.id)
     session.add(row)
     session.flush()
@@ -226,7 +227,7 @@ def _assert_new_file(session: Session, sha256: str) -> None:
         done, batch_no, user = earlier
         at = done.imported_at.astimezone(lab_calendar(session).tz).strftime("%Y-%m-%d %H:%M")
         raise errors.ImportAlreadyDone(sha_short=sha256[:12], at=at, who=user.printed_name if user else "—",
-                                       batch_no=batch_no, code=done.code)
+                                       batch_no=batch_no, which=done.code)
 
 
 def _refused_by_results(refused: Any, matching: Matching) -> errors.CellProblems:
@@ -281,6 +282,7 @@ def import_file(session: Session, actor: User, batch: AnalysisBatch, profile_cod
         raise errors.ImportTooLarge(size_mb=f"{len(content) / 1024 / 1024:.1f}", limit_mb=limit // (1024 * 1024))
     if not content:
         raise errors.ImportFileEmpty()
+    batch = session.get(AnalysisBatch, batch.id) or batch  # the session's row (the caller's may be detached)
     if batch.state in NOT_IMPORTABLE:
         zh, en = STATE_WORDS[batch.state]
         raise errors.BatchNotOpenForImport(batch_no=batch.batch_no, state_zh=zh, state_en=en)
