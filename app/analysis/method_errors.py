@@ -243,3 +243,13 @@ class AnalystNotQualified(DomainError):
     message_zh = "{person} 在 {day} 没有方法 {method} 的有效上岗证，不能从事该项分析或校核（持证上岗）。"
     message_en = ("{person} holds no valid qualification (上岗证) for method {method} on {day}; they may not "
                   "analyse or check by it.")
+
+
+class CertificateScanAltered(DomainError):
+    """The scan's bytes no longer hash to the SHA-256 recorded at upload: never serve them."""
+
+    code = "qualification_scan_altered"
+    http_status = 409
+    message_zh = "上岗证扫描件已缺失或被改动（SHA-256 不再一致），不能提供。请联系质量负责人。"
+    message_en = ("The certificate's scan is missing or has been altered (its SHA-256 no longer matches) and cannot "
+                  "be served. Tell the quality manager.")
