@@ -36,7 +36,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.selectable import CTE
 
 from app.analysis import batch_errors as errors
-from app.analysis import methods, qualifications
+from app.analysis import curves, methods, qualifications
 from app.analysis.models import (
     AnalysisBatch,
     AnalysisResult,
@@ -673,20 +673,10 @@ def start_batch(session: Session, actor: User, batch: AnalysisBatch, at: Any = N
 # ---------------------------------------------------------------- curves
 
 
-def _assert_curve_usable(session: Session, curve: CalibrationCurve, at: datetime, version_id: int,
-                         parameter: str) -> None:
-    """The curve gate of part B (`curves.assert_curve_usable`)."""
-    from app.analysis import curves
-
-    curves.assert_curve_usable(session, curve, at, version_id, parameter)
-
-
 def attach_curve(session: Session, actor: User, batch: AnalysisBatch, parameter: str, curve_code: str,
                  at: Any = None) -> BatchCurve:
     """The calibration curve the batch uses for `parameter`: through the curve gate at `at`, made
     on the batch's instrument. Replaced only while no result was computed with the old one."""
-    from app.analysis import curve_errors
-
     ensure(session, actor, Permission.ANALYSIS_RECORD)
     batch = _locked(session, batch)
     if batch.state not in (BatchState.OPEN.value, BatchState.RUNNING.value):
@@ -698,17 +688,14 @@ def attach_curve(session: Session, actor: User, batch: AnalysisBatch, parameter:
     if parameter not in parameters:
         raise errors.ParameterNotInBatch(batch=batch.batch_no, parameter=parameter[:60] or "—",
                                          parameters=", ".join(parameters))
-    code = re.sub(r"\s+", "", curve_code or "").upper()[:20]
-    curve = session.scalars(select(CalibrationCurve).where(CalibrationCurve.code == code)).first() if code else None
-    if curve is None:
-        raise curve_errors.CurveNotFound(curve=code or "—")
+    curve = curves.curve_by_code(session, curve_code)
     if batch.instrument_id is not None and curve.instrument_id != batch.instrument_id:
         instrument = session.get(Instrument, curve.instrument_id)
         raise errors.CurveNotForBatch(
             curve=curve.code, batch=batch.batch_no,
             reason_zh=f"该曲线在仪器 {instrument.asset_no if instrument else '—'} 上绘制，不是本批所用仪器",
             reason_en=f"it was made on instrument {instrument.asset_no if instrument else '—'}, not the batch's")
-    _assert_curve_usable(session, curve, moment, batch.method_version_id, parameter)
+    curves.assert_curve_usable(session, curve, moment, batch.method_version_id, parameter)
     existing = session.scalars(select(BatchCurve).where(BatchCurve.batch_id == batch.id,
                                                         BatchCurve.parameter == parameter)).first()
     before = None

@@ -282,3 +282,59 @@ def test_forward_trace_of_a_standard_names_the_batch_positions(db, users, bench,
     assert sorted(u.record_id for u in found) == sorted(f"{batch.batch_no}#{r.position}" for r in rows)
     assert {u.description for u in found} >= {"CRM1", "CCV1"}
     assert PositionRole.SPIKE.value in {r.role for r in rows}
+
+
+# ---------------------------------------------------------------- curves
+
+
+def make_curve(db, technical, version_id: int, instrument_id: int, code: str, *, accepted: bool = True,
+               parameter: str = "NH3-N", measured_hours_ago: int = 2):
+    from decimal import Decimal as D
+
+    from app.analysis.models import CalibrationCurve
+
+    made = utcnow() - timedelta(hours=measured_hours_ago)
+    with db.transaction() as session:
+        curve = CalibrationCurve(code=code, method_version_id=version_id, parameter=parameter,
+                                 instrument_id=instrument_id, concentration_unit="mg/L", response_unit="Abs",
+                                 intercept=D("0.002"), slope=D("0.301"), r=D("0.9995") if accepted else D("0.990"),
+                                 range_low=D("0.05"), range_high=D("2.0"), accepted=accepted,
+                                 rejection="" if accepted else "r < 0.999", measured_at=made,
+                                 valid_until=made + timedelta(hours=24), made_by_id=technical.id, recorded_at=made)
+        session.add(curve)
+    return code
+
+
+def test_a_curve_is_attached_through_its_gate_and_kept_once_used(db, users, bench, analyst, technical, store, uv,
+                                                                 standards):
+    from decimal import Decimal as D
+
+    from app.analysis.models import AnalysisResult, BatchCurve
+
+    batch = build(db, analyst, lab_samples(db, users, 1), standards=standards_for(standards))
+    good = make_curve(db, technical, bench.id, uv.id, "CC26-00001")
+    rejected = make_curve(db, technical, bench.id, uv.id, "CC26-00002", accepted=False)
+    other = calibrated_instrument(db, technical, store, "JC-UV-009")
+    elsewhere = make_curve(db, technical, bench.id, other.id, "CC26-00003")
+    later = make_curve(db, technical, bench.id, uv.id, "CC26-00004", measured_hours_ago=0)
+
+    def attach(code, parameter="NH3-N", at=None):
+        return lambda s: batches.attach_curve(s, analyst, s.get(AnalysisBatch, batch.id), parameter, code, at)
+
+    refused(db, attach(rejected), "curve_not_usable")
+    refused(db, attach(elsewhere), "curve_not_for_batch")
+    refused(db, attach(good, parameter="COD"), "parameter_not_in_batch")
+    refused(db, attach("CC26-09999"), "curve_not_found")
+    refused(db, attach(later, at=utcnow() - timedelta(minutes=20)), "curve_not_usable")  # made after the act
+    run(db, attach(good))
+    run(db, attach(later))  # replaced: nothing was computed with the first
+    with db.transaction() as session:
+        row = session.scalars(select(BatchCurve)).one()
+        position = session.scalars(select(BatchPosition).where(BatchPosition.batch_id == batch.id,
+                                                               BatchPosition.role == "sample")).first()
+        now = utcnow()
+        session.add(AnalysisResult(batch_id=batch.id, position_id=position.id, sample_id=position.sample_id,
+                                   parameter="NH3-N", method_version_id=bench.id, curve_id=row.curve_id,
+                                   reading=D("0.3"), value=D("0.99"), unit="mg/L", measured_at=now, entered_at=now,
+                                   entered_by_id=analyst.id))
+    refused(db, attach(good), "batch_curve_in_use")
