@@ -356,6 +356,18 @@ def assert_curve_usable(session: Session, curve: CalibrationCurve, at: datetime,
         raise errors.CurveExpired(valid_until=_local(session, curve.valid_until), **shown)
 
 
+def _term(value: Decimal) -> str:
+    return numbers.format_decimal(numbers.round_gbt8170(value, significant_figures=5))
+
+
+def equation(fit: numbers.Fit) -> str:
+    """y = a + b·x (+ c·x²) with five significant figures each, for reading (the full values stay)."""
+    text = f"y = {_term(fit.intercept)} {'−' if fit.slope < 0 else '+'} {_term(abs(fit.slope))}x"
+    if fit.quadratic is not None:
+        text += f" {'−' if fit.quadratic < 0 else '+'} {_term(abs(fit.quadratic))}x²"
+    return text
+
+
 def fit_of(curve: CalibrationCurve) -> numbers.Fit:
     return numbers.Fit(curve.intercept, curve.slope, curve.quadratic, curve.r)
 
