@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.analysis import calculation
 from app.analysis import result_errors as errors
+from app.analysis import result_usage as _usage  # noqa: F401  (registers the instrument usage source)
 from app.analysis.models import (
     AnalysisBatch,
     AnalysisResult,
