@@ -424,10 +424,14 @@ def record_results(session: Session, actor: User, batch: AnalysisBatch, readings
             "import_id": import_id, "client_id": a.reading.client_id or "", "entered_at": now,
             "entered_by_id": actor.id,
         })
+    # a bulk RETURNING need not come back in the rows' order (SQLite would then insert row by row):
+    # each result meets its reading by position × parameter, unique within a call
     written = list(session.scalars(insert(AnalysisResult).returning(AnalysisResult), rows)) if rows else []
-    by_row = {a.row: result for a, result in zip(accepted, written, strict=True)}
+    by_cell = {(r.position_id, r.parameter): r for r in written}
+    by_row = {a.row: by_cell[(a.position.id, a.reading.parameter.strip())] for a in accepted}
     if written:
-        _audit(session, actor, batch, context, written, source, import_id, reason, submitted)
+        _audit(session, actor, batch, context, sorted(written, key=lambda r: r.id), source, import_id, reason,
+               submitted)
     return [by_row[row] if row in by_row else replayed[r.client_id] for row, r in enumerate(readings, start=1)]
 
 
