@@ -95,7 +95,9 @@ class BadCell(ValueError):
 def parse_reading(text: str) -> Decimal | None:
     """The cell as an exact Decimal; None when the instrument wrote "no number" there. Raises
     BadCell for everything else (comma decimals, text, NaN, huge exponents)."""
-    cleaned = unicodedata.normalize("NFKC", text or "").strip()
+    cleaned = (text or "").strip()
+    if not cleaned.isascii():
+        cleaned = unicodedata.normalize("NFKC", cleaned).strip()  # full-width digits from a Chinese IME
     if cleaned.casefold() in NO_READING or cleaned.startswith("<"):
         return None
     if NUMBER_RE.match(cleaned):

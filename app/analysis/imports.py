@@ -35,8 +35,10 @@ from sqlalchemy.orm import Session
 
 from app.analysis import import_errors as errors
 from app.analysis import import_profiles as profiles
+from app.analysis import result_errors
 from app.analysis.import_parsers import ParsedExport, ParsedRow, normalise, parse_export
 from app.analysis.models import AnalysisBatch, BatchPosition, BatchState, ImportProfile, PositionRole, ResultImport
+from app.analysis.results import ReadingInput, batch_parameters, record_results
 from app.core import audit
 from app.core.canonical import canonical_json
 from app.core.codes import next_code
@@ -160,8 +162,6 @@ def _positions(session: Session, batch: AnalysisBatch) -> tuple[dict[str, list[B
 
 def match_rows(session: Session, batch: AnalysisBatch, profile: ImportProfile, rows: Sequence[ParsedRow]) -> Matching:
     """Each row to a position and a batch parameter, or to the list of unmatched rows with why."""
-    from app.analysis.results import batch_parameters
-
     by_label, by_sample = _positions(session, batch)
     parameters = {normalise(p): p for p in batch_parameters(batch)}
     aliases = profiles.aliases_of(profile)
@@ -273,9 +273,6 @@ class _ResultProblem:
 def import_file(session: Session, actor: User, batch: AnalysisBatch, profile_code: str, filename: str,
                 content: bytes, store: FileStore, *, max_bytes: int | None = None) -> ResultImport:
     """Import an instrument's export into `batch`: all of its matched rows, or nothing."""
-    from app.analysis import result_errors
-    from app.analysis.results import ReadingInput, record_results
-
     ensure(session, actor, Permission.ANALYSIS_RECORD)
     limit = max_bytes if max_bytes is not None else _max_bytes(session)
     if len(content) > limit:
