@@ -317,11 +317,16 @@ def paste_block(request: Request, session: DbSession, batch_no: BatchNo, form: F
 
 @router.get(f"{BASE}/history", include_in_schema=False)
 def cell_history(request: Request, session: DbSession, batch_no: BatchNo,
-                 position: Annotated[int, Query(ge=1, le=2**31)],
-                 parameter: Annotated[str, Query(min_length=1, max_length=60)],
+                 position: Annotated[int | None, Query(ge=1, le=2**31)] = None,
+                 parameter: Annotated[str, Query(max_length=60)] = "",
                  user: User = require(Permission.ANALYSIS_READ)):
-    """Every revision of a cell: the value, who entered it, when, from where and why."""
+    """Every revision of a cell: the value, who entered it, when, from where and why. Without a
+    cell, every correction of the batch (revisions after the first)."""
     batch = results.batch_by_no(session, batch_no)
-    history = results.cell_history(session, batch, position, parameter, current_language())
-    return render(request, "batches/entry_history.html", {"batch": batch, "history": history,
+    if position is None or not parameter.strip():
+        return render(request, "batches/entry_history.html", {
+            "batch": batch, "history": None, "corrections": results.batch_corrections(session, batch),
+            "role_names": ROLE_NAMES}, block="history")
+    history = results.cell_history(session, batch, position, parameter.strip(), current_language())
+    return render(request, "batches/entry_history.html", {"batch": batch, "history": history, "corrections": None,
                                                           "role_names": ROLE_NAMES}, block="history")

@@ -576,3 +576,13 @@ def cell_history(session: Session, batch: AnalysisBatch, position_id: int, param
     entries = [HistoryEntry(r, (u.display_name_zh if language.startswith("zh") else u.display_name_en)
                             or u.username, reported_text(r, rule, language)) for r, u in rows]
     return CellHistory(position, parameter, entries)
+
+
+def batch_corrections(session: Session, batch: AnalysisBatch, language: str = "zh") -> list[HistoryEntry]:
+    """Every revision after the first of the batch's cells, newest first, with who entered it
+    (the reviewer's view of what was corrected, and why); one query."""
+    rows = session.execute(select(AnalysisResult, User).join(User, User.id == AnalysisResult.entered_by_id)
+                           .where(AnalysisResult.batch_id == batch.id, AnalysisResult.revision > 1)
+                           .order_by(AnalysisResult.entered_at.desc(), AnalysisResult.id.desc()))
+    return [HistoryEntry(r, (u.display_name_zh if language.startswith("zh") else u.display_name_en) or u.username,
+                         str(r.value)) for r, u in rows]

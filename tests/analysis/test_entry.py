@@ -158,6 +158,9 @@ def test_a_submitted_batch_asks_for_a_reason(db, as_analyst, analyst, batch):
                          params={"position": s1.id, "parameter": "NH3-N"})
     assert history.status_code == 200 and "空白吸光度偏高，重测" in history.text
     assert len(re.findall(r'<tr data-revision="\d"', history.text)) == 2
+    corrections = client.get(f"/batches/{batch.batch.batch_no}/entry/history")
+    assert corrections.status_code == 200 and "data-corrections" in corrections.text
+    assert re.findall(r'<tr data-revision="(\d)"', corrections.text) == ["2"]
 
 
 def test_who_may_read_and_who_may_enter(db, client, users, batch):
