@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased
 
-from app.analysis.limits import LimitKind, LimitRow, LimitTable, table_from
+from app.analysis.limits import DIMENSIONLESS, LimitKind, LimitRow, LimitTable, limit_text, table_from
 from app.analysis.models import (
     AnalysisBatch,
     AnalysisResult,
@@ -47,7 +47,6 @@ ROUTINE_EXCLUDED_SOURCE = "地表水环境质量评价办法(试行) 环办〔20
 # A lab sample of ambient air is a daily (24 h) sample: a filter or an absorber run for the day
 # (HJ 618-2011, HJ 482-2009: daily means need ≥ 20 h of sampling; verify against the method).
 LAB_SAMPLE_AVERAGING = {LimitKind.AMBIENT_AIR: "24h"}
-DIMENSIONLESS = frozenset({"", "无量纲", "dimensionless", "ph", "-", "无"})
 RESULTS_OF_RECORD = (BatchState.SUBMITTED.value, BatchState.CLOSED.value)
 WATER_BODY_OF_SITE = {"river": "river", "lake": "lake", "reservoir": "lake"}
 
@@ -118,15 +117,6 @@ def _meets(row: LimitRow, value: Decimal) -> bool:
     return (row.low is None or value >= row.low) and (row.high is None or value <= row.high)
 
 
-def limit_text(row: LimitRow) -> str:
-    unit = "" if row.unit.strip().lower() in DIMENSIONLESS else f" {row.unit}"
-    if row.low is not None and row.high is not None:
-        return f"{row.low}–{row.high}{unit}"
-    if row.low is not None:
-        return f"≥ {row.low}{unit}"
-    return f"≤ {row.high}{unit}"
-
-
 def _rows_for(limits: LimitTable, parameter: str, water_body: str, averaging: str) -> tuple[list[LimitRow], str]:
     """The rows that apply, or why none do."""
     rows = [r for r in limits.rows if r.parameter == parameter]
@@ -193,8 +183,8 @@ def evaluate_sample(limits: LimitTable, values: Iterable[tuple[str, Decimal, str
     worst = max(v.rank or 0 for v in counted)
     overall = counted[[v.rank for v in counted].index(worst)].class_label
     determining = tuple(v.parameter for v in counted if v.rank == worst) if worst > 0 else ()
-    return SampleEvaluation(limits.code, limits.version, limits.limit_set_id, target, overall,
-                            worst > _target_rank(limits, target), determining, tuple(per_parameter))
+    return SampleEvaluation(limits.code, limits.version, limits.limit_set_id, limits.name_zh, limits.name_en,
+                            target, overall, worst > _target_rank(limits, target), determining, tuple(per_parameter))
 
 
 # ---------------------------------------------------------------- from the database

@@ -8,22 +8,22 @@ from app.core.errors import DomainError, InvalidInput, NotFound
 
 class LimitSetNotFound(NotFound):
     code = "limit_set_not_found"
-    message_zh = "未找到评价标准 {code}。"
-    message_en = "Evaluation standard {code} not found."
+    message_zh = "未找到评价标准 {standard}。"
+    message_en = "Evaluation standard {standard} not found."
 
 
 class LimitSetNotInForce(DomainError):
     code = "limit_set_not_in_force"
     http_status = 409
-    message_zh = "评价标准 {code} 在 {on} 没有现行版本。"
-    message_en = "Evaluation standard {code} has no version in force on {on}."
+    message_zh = "评价标准 {standard} 在 {on} 没有现行版本。"
+    message_en = "Evaluation standard {standard} has no version in force on {on}."
 
 
 class LimitSetCodeInvalid(InvalidInput):
     code = "limit_set_code_invalid"
-    message_zh = "标准编号“{code}”无效：请用 1–60 个字符（字母、数字、空格、- . _ ( )），不含斜杠。"
-    message_en = ("The standard code “{code}” is not valid: use 1–60 characters (letters, digits, spaces, - . _ ( )), "
-                  "no slash.")
+    message_zh = "标准编号“{standard}”无效：请用 1–60 个字符（字母、数字、空格、- . _ ( )），不含斜杠。"
+    message_en = ("The standard code “{standard}” is not valid: use 1–60 characters (letters, digits, spaces, "
+                  "- . _ ( )), no slash.")
 
 
 class LimitSetKindUnknown(InvalidInput):
@@ -47,10 +47,16 @@ class LimitSetNameRequired(InvalidInput):
 class LimitSetBackdated(DomainError):
     code = "limit_set_backdated"
     http_status = 409
-    message_zh = ("评价标准 {code} 第 {version} 版自 {valid_from} 起执行，新版本的执行日期 {new_from} 不能早于它："
+    message_zh = ("评价标准 {standard} 第 {version} 版自 {valid_from} 起执行，新版本的执行日期 {new_from} 不能早于它："
                   "已按旧版本作出的评价不能被改写。")
-    message_en = ("Version {version} of {code} is in force from {valid_from}; a new version cannot start earlier "
+    message_en = ("Version {version} of {standard} is in force from {valid_from}; a new version cannot start earlier "
                   "({new_from}): evaluations made under the old version must keep it.")
+
+
+class LimitDateInvalid(InvalidInput):
+    code = "limit_date_invalid"
+    message_zh = "执行日期“{value}”无效：请按 2026-01-01 的格式填写。"
+    message_en = "The date in force “{value}” is not valid: write it as 2026-01-01."
 
 
 class LimitRowsRequired(InvalidInput):
@@ -100,13 +106,13 @@ class SiteNotFound(NotFound):
 
 class TargetClassUnknown(InvalidInput):
     code = "target_class_unknown"
-    message_zh = "目标类别“{target}”不在评价标准 {code} 的类别中（{classes}）。"
-    message_en = "Target class “{target}” is not a class of {code} ({classes})."
+    message_zh = "目标类别“{target}”不在评价标准 {standard} 的类别中（{classes}）。"
+    message_en = "Target class “{target}” is not a class of {standard} ({classes})."
 
 
 class LimitSetWrongKindForSite(DomainError):
     code = "limit_set_wrong_kind_for_site"
     http_status = 409
-    message_zh = "点位 {site} 是{site_kind_zh}点位，不能用{set_kind_zh}标准 {code} 评价。"
+    message_zh = "点位 {site} 是{site_kind_zh}点位，不能用{set_kind_zh}标准 {standard} 评价。"
     message_en = ("Site {site} is a {site_kind_en} site; it cannot be evaluated against the {set_kind_en} "
-                  "standard {code}.")
+                  "standard {standard}.")

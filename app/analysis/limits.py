@@ -48,6 +48,7 @@ CODE_RE = re.compile(r"^[0-9A-Za-z\u4e00-\u9fff][0-9A-Za-z\u4e00-\u9fff .\-_()�
 # a number as a standard prints it: no thousands separators, no comma decimals, no exponent tricks
 NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?$")
 FORMULA_START = ("=", "+", "-", "@")
+RESERVED_CODES = frozenset({"import", "sites", "builtin"})  # the pages' own addresses under /limits/
 
 
 class LimitKind:
@@ -260,8 +261,8 @@ def _check_classes(classes: Sequence[str], worse_than_all: str) -> tuple[list[st
 
 def clean_code(code: Any) -> str:
     text = re.sub(r"\s+", " ", code if isinstance(code, str) else "").strip()
-    if not CODE_RE.match(text):
-        raise errors.LimitSetCodeInvalid(code=text[:60] or "—")
+    if not CODE_RE.match(text) or text.lower() in RESERVED_CODES:
+        raise errors.LimitSetCodeInvalid(standard=text[:60] or "—")
     return text
 
 
@@ -294,8 +295,8 @@ def _write(session: Session, actor: Any, created_by_id: int, code: str, kind: st
            rows: list[LimitRow]) -> LimitSet:
     previous = _latest(session, code, lock=True)
     if previous is not None and valid_from < previous.valid_from:
-        raise errors.LimitSetBackdated(code=code, version=previous.version, valid_from=previous.valid_from.isoformat(),
-                                       new_from=valid_from.isoformat())
+        raise errors.LimitSetBackdated(standard=code, version=previous.version,
+                                       valid_from=previous.valid_from.isoformat(), new_from=valid_from.isoformat())
     now = utcnow()
     limit_set = LimitSet(code=code, version=(previous.version + 1) if previous else 1, kind=kind, name_zh=name_zh,
                          name_en=name_en, classes=canonical_json(list(classes)), worse_than_all=worse_than_all,
@@ -377,7 +378,13 @@ def read_csv(data: bytes, columns: Sequence[str]) -> list[dict[str, str]]:
         raise errors.LimitFileInvalid(detail_zh=f"第 1 行须为表头，缺少列：{', '.join(missing)}",
                                       detail_en=f"row 1 must be the header; missing columns: {', '.join(missing)}")
     rows = []
-    for line in lines[1:]:
+    for number, line in enumerate(lines[1:], start=2):
+        if len(line) > len(header) and any(cell.strip() for cell in line[len(header):]):
+            raise _bad(number, str(len(header) + 1),
+                       f"本行有 {len(line)} 个单元格而表头只有 {len(header)} 列；"
+                       "逗号作小数点（1,5）会把数字拆开，请写 1.5",
+                       f"the row has {len(line)} cells but the header {len(header)}; a comma as decimal mark (1,5) "
+                       "splits the number: write 1.5")
         if not any(cell.strip() for cell in line):
             rows.append({})  # an empty line keeps the row numbers as the lab sees them; skipped below
             continue
@@ -437,8 +444,20 @@ def builtin_changes(session: Session) -> list[str]:
     return changed
 
 
+def parse_day(value: date | str | None, default: date) -> date:
+    if isinstance(value, date):
+        return value
+    text = (value or "").strip()
+    if not text:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise errors.LimitDateInvalid(value=text[:20]) from None
+
+
 def import_permit_limits(session: Session, actor: User, code: str, name: str, csv_bytes: bytes, *,
-                         valid_from: date | None = None, source: str = "") -> LimitSet:
+                         valid_from: date | str | None = None, source: str = "") -> LimitSet:
     """A discharge permit's limits from a CSV upload (parameter, limit, unit): one class, pass or
     fail. A limit written as a range ("6-9", "6~9") is a range (pH); otherwise an upper bound."""
     ensure(session, actor, Permission.METHODS_MANAGE)
@@ -458,12 +477,51 @@ def import_permit_limits(session: Session, actor: User, code: str, name: str, cs
                           "unit": row.get("unit", ""), "source": row.get("source", "")})
     checked = _check_file_rows(converted, [PERMIT_CLASS])
     _, kind, name_zh, name_en, labels, worse, day, source_text = _check_set(
-        code_text, LimitKind.DISCHARGE, name, name, [PERMIT_CLASS], "", valid_from or lab_calendar(session).today(),
-        source or code_text)
+        code_text, LimitKind.DISCHARGE, name, name, [PERMIT_CLASS], "",
+        parse_day(valid_from, lab_calendar(session).today()), source or code_text)
     return _write(session, actor, actor.id, code_text, kind, name_zh, name_en, labels, worse, day, source_text, checked)
 
 
 # ---------------------------------------------------------------- reading
+
+DIMENSIONLESS = frozenset({"", "无量纲", "dimensionless", "ph", "-", "无"})
+
+
+def limit_text(row: LimitRow) -> str:
+    """A limit as a report prints it: "≤ 1.0 mg/L", "≥ 5 mg/L", "6–9"."""
+    unit = "" if row.unit.strip().lower() in DIMENSIONLESS else f" {row.unit}"
+    if row.low is not None and row.high is not None:
+        return f"{row.low}–{row.high}{unit}"
+    if row.low is not None:
+        return f"≥ {row.low}{unit}"
+    return f"≤ {row.high}{unit}"
+
+
+@dataclass(frozen=True)
+class TableLine:
+    """One line of a standard's table: a parameter (for a water body, an averaging period) and
+    its limit in each class, "" where the class has none."""
+
+    parameter: str
+    water_body: str
+    averaging: str
+    unit: str
+    cells: tuple[str, ...]
+
+
+def table_lines(table: LimitTable) -> list[TableLine]:
+    """The table as the standard prints it: parameters in file order × classes."""
+    groups: dict[tuple[str, str, str], dict[str, LimitRow]] = {}
+    for row in table.rows:
+        groups.setdefault((row.parameter, row.water_body, row.averaging), {})[row.class_label] = row
+    lines = []
+    for (parameter, water_body, averaging), by_class in groups.items():
+        unit = next(iter(by_class.values())).unit
+        cells = tuple(limit_text(LimitRow(r.parameter, r.class_label, r.low, r.high, "", "", ""))
+                      if (r := by_class.get(label)) else "" for label in table.classes)
+        lines.append(TableLine(parameter, water_body, averaging, unit, cells))
+    return lines
+
 
 
 def table_of(session: Session, limit_set: LimitSet) -> LimitTable:
@@ -489,8 +547,8 @@ def limit_set_in_force(session: Session, code: str, on: date) -> LimitSet:
                             .order_by(LimitSet.version.desc()).limit(1)).first()
     if found is None:
         if _latest(session, code) is None:
-            raise errors.LimitSetNotFound(code=code[:60] or "—")
-        raise errors.LimitSetNotInForce(code=code, on=on.isoformat())
+            raise errors.LimitSetNotFound(standard=code[:60] or "—")
+        raise errors.LimitSetNotInForce(standard=code, on=on.isoformat())
     return found
 
 
@@ -499,7 +557,7 @@ def limit_set_version(session: Session, code: str, version: int | None = None) -
     stmt = stmt.where(LimitSet.version == version) if version else stmt.order_by(LimitSet.version.desc()).limit(1)
     found = session.scalars(stmt).first()
     if found is None:
-        raise errors.LimitSetNotFound(code=f"{code[:60]} v{version}" if version else code[:60] or "—")
+        raise errors.LimitSetNotFound(standard=f"{code[:60]} v{version}" if version else code[:60] or "—")
     return found
 
 
@@ -544,16 +602,16 @@ def assign_site(session: Session, actor: User, site: Site | str, limit_set_code:
     code = clean_code(limit_set_code)
     latest = _latest(session, code)
     if latest is None:
-        raise errors.LimitSetNotFound(code=code)
+        raise errors.LimitSetNotFound(standard=code)
     classes = json.loads(latest.classes)
     target = (target_class or "").strip()
     if target and target not in classes:
-        raise errors.TargetClassUnknown(target=target[:20], code=code, classes="、".join(classes))
+        raise errors.TargetClassUnknown(target=target[:20], standard=code, classes="、".join(classes))
     site_kind = _site_kind(session, found)
     if site_kind not in SITE_KINDS_OF.get(latest.kind, frozenset()):
         site_words = SITE_KIND_WORDS.get(site_kind, (site_kind or "—", site_kind or "—"))
         set_words = KIND_WORDS.get(latest.kind, (latest.kind, latest.kind))
-        raise errors.LimitSetWrongKindForSite(site=found.code, code=code, site_kind_zh=site_words[0],
+        raise errors.LimitSetWrongKindForSite(site=found.code, standard=code, site_kind_zh=site_words[0],
                                               site_kind_en=site_words[1], set_kind_zh=set_words[0],
                                               set_kind_en=set_words[1])
     row = session.scalars(select(SiteLimitSet).where(SiteLimitSet.site_id == found.id,
@@ -581,6 +639,10 @@ class LimitSetLine:
     latest: LimitSet
     versions: list[LimitSet]
     sites: int
+
+    @property
+    def classes(self) -> list[str]:
+        return list(json.loads(self.latest.classes))
 
 
 def list_limit_sets(session: Session, *, kind: str = "", page: int = 1,
