@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
+from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
@@ -142,6 +143,13 @@ def chart(session: Session, method_id: int, parameter: str, kind: str, since: da
         flags = westgard_flags([r.value for r in rows], limits.centre, limits.sd)
     points = [ChartPoint(r.id, r.value, r.evaluated_at, r.batch_no, f) for r, f in zip(rows, flags, strict=True)]
     return Chart(method, parameter, kind, points, baseline, limits, truncated)
+
+
+def chart_svg(chart: Chart, *, y_label: str = "", title: str = "") -> Markup:
+    """The chart as SVG for pages and PDFs (svg_plot draws it)."""
+    from app.analysis import svg_plot
+
+    return svg_plot.chart_svg(chart, y_label=y_label, title=title)
 
 
 def _chosen_points(session: Session, method: Method, parameter: str, kind: str,

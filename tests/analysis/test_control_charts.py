@@ -68,7 +68,7 @@ def test_a_baseline_of_twenty_points_sets_the_limits_and_flags(db, analyst, tech
     flags = {i: set(p.flags) for i, p in chart.flagged}
     assert flags[27] >= {"2-2s"} and flags[29] >= {"1-3s"}
     assert all(not p.flags for p in chart.points[:25])
-    svg = svg_plot.chart_svg(chart, y_label="回收率 %")
+    svg = control_charts.chart_svg(chart, y_label="回收率 %")
     assert svg.startswith("<svg") and 'viewBox="0 0 640 380"' in svg
     assert svg.count('class="limit-3s"') == 2 and svg.count('class="limit-2s"') == 2
     assert svg.count("point flagged") == len(chart.flagged) and "2-2s" in svg and "回收率 %" in svg
