@@ -357,8 +357,8 @@ class DueSample:
 def due_samples(session: Session, method_version: MethodVersion | None, parameters: Sequence[str], *,
                 limit: int = 50, offset: int = 0) -> list[DueSample]:
     """Samples in the lab waiting for any of `parameters` (requested, clock running, in no
-    unsubmitted batch for it), the earliest deadline first (no deadline last): one query.
-    `method_version` restricts `parameters` to those it measures when given."""
+    unsubmitted batch for it), the earliest deadline first (no deadline last): one query, and
+    one more when `method_version` is given to restrict `parameters` to those it measures."""
     wanted = list(parameters)
     if method_version is not None:
         wanted = [p for p in wanted if p in methods.parameters_of(session, method_version.id)]
