@@ -86,4 +86,7 @@ def load_demo(session: Session, store: FileStore) -> list[DemoUser]:
     from app.samples.lab_demo import load_lab_demo  # the week's samples from the field to the bench
 
     load_lab_demo(session, users, store)
+    from app.analysis.demo import load_analysis_demo  # a month of batches, QC and control charts
+
+    load_analysis_demo(session, users, store)
     return list(DEMO_USERS)
