@@ -553,14 +553,15 @@ def _rerun_spike(demo: _Demo, bench: _Bench, parameter: str, at: datetime) -> da
     with demo.then(at):
         outcome = qc.evaluate_batch(session, analyst, bench.batch, at)
     failed = [e for e in outcome.failures if e.kind == "spike"]
+    recovery = round(failed[0].value)
     answered = at + timedelta(minutes=10)
     with demo.then(answered):
         action = corrective.record_corrective_action(
             session, analyst, failed[0].id, "rerun",
-            "加标回收率 72%，低于 80%–120%。检查发现加标样比色管显色前未充分摇匀，"
-            "取同一样品重新加标（同一标准使用液）测定。/ Spike recovery 72 %, below 80–120 %: the spiked tube was "
-            "not mixed before colour development; the sample is spiked again from the same working solution and "
-            "measured again.", at=answered, batch=bench.batch)
+            f"加标回收率 {recovery}%，低于 80%–120%。检查发现加标样比色管显色前未充分摇匀，"
+            f"取同一样品重新加标（同一标准使用液）测定。/ Spike recovery {recovery} %, below 80–120 %: "
+            "the spiked tube was not mixed before colour development; the sample is spiked again from the same "
+            "working solution and measured again.", at=answered, batch=bench.batch)
     rerun = session.get(BatchPosition, action.rerun_position_id)
     original = session.get(BatchPosition, rerun.of_position_id)
     rng = random.Random(f"{SEED}|rerun|{bench.batch.batch_no}")
