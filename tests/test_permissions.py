@@ -73,6 +73,9 @@ OWN_KIND_IDS: tuple[tuple[str, dict[str, str]], ...] = (
     ("/storage/disposals/", {"code": "disposal_code"}),
     ("/prep/aliquots/", {"barcode": "aliquot_barcode"}),
     ("/prep/", {"code": "batch_code"}),
+    ("/methods/", {"code": "method_code"}),
+    ("/curves/", {"code": "curve_code"}),
+    ("/limits/", {"code": "limit_code"}),
 )
 
 
@@ -179,10 +182,52 @@ def make_objects(db, users, data_path: Path | None = None) -> dict[str, Any]:
     from tests.samples.field_fixtures import make_field_objects
 
     data_path = data_path if data_path is not None else Path(tempfile.mkdtemp())  # photos need a store
-    return {**people, **make_instrument_objects(db, users["technical_manager"], data_path),
-            **make_material_objects(db, users["technical_manager"], data_path),
-            **make_site_objects(db, users), **make_plan_objects(db, users),
-            **make_field_objects(db, users, data_path), **make_lab_objects(db, users)}
+    found = {**people, **make_instrument_objects(db, users["technical_manager"], data_path),
+             **make_material_objects(db, users["technical_manager"], data_path),
+             **make_site_objects(db, users), **make_plan_objects(db, users),
+             **make_field_objects(db, users, data_path), **make_lab_objects(db, users)}
+    return {**found, **make_analysis_objects(db, users, data_path, found["barcode"])}
+
+
+def make_analysis_objects(db, users, data_path: Path, solution_barcode: str) -> dict[str, Any]:
+    """Issue 8: an ICP-MS batch with an instrument file imported into it (its results, the
+    import), the method with a qualification whose scan is stored, an NH3-N calibration curve,
+    the built-in limit sets and a chart address."""
+    from app.analysis import curves, imports, limits, qualifications
+    from app.analysis.models import AnalysisBatch, AnalysisResult, Method
+    from app.core.files import file_store, store_upload
+    from tests.analysis.conftest import calibrated_instrument, make_method
+    from tests.analysis.curve_fixtures import facts
+    from tests.analysis.import_fixtures import icpms_batch, masshunter_now
+    from tests.reference_materials.conftest import prepare
+
+    store = file_store(data_path)
+    technical, analyst = users["technical_manager"], users["analyst"]
+    icpms = icpms_batch(db, users, store, prefix="OBJ-ICP")
+    with db.transaction() as session:
+        batch = session.get(AnalysisBatch, icpms.batch.id)
+        imported = imports.import_file(session, session.get(User, analyst.id), batch, "AGILENT-ICPMS",
+                                       "batch.csv", masshunter_now(db), store)
+        result_id = session.scalar(select(AnalysisResult.id).where(AnalysisResult.batch_id == batch.id))
+        method = session.get(Method, icpms.method.method_id)
+        scan = store_upload(session, technical, store, io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "certificate.pdf",
+                            allowed_types=("application/pdf",), max_bytes=1024 * 1024)
+        today = db.calendar.today()
+        qualification = qualifications.grant_qualification(
+            session, session.get(User, technical.id), session.get(User, analyst.id), method, "HJSG-OBJ-1",
+            "省生态环境监测中心", today - timedelta(days=30), today + timedelta(days=300), attachment=scan)
+        limits.load_builtin_limit_sets(session, session.get(User, technical.id))
+        method_code, import_code, qualification_id = method.code, imported.code, qualification.id
+    uv = calibrated_instrument(db, technical, store, "JC-OBJ-UV")
+    make_method(db, technical, "HJ 535-2009", calculation="curve", instruments=(uv,))
+    standard = prepare(db, technical, solution_barcode, name="氨氮标准使用液")
+    with db.transaction() as session:
+        curve = curves.record_curve(session, session.get(User, analyst.id),
+                                    facts(standard.barcode, instrument="JC-OBJ-UV"))
+        curve_code = curve.code
+    return {"batch_no": icpms.batch.batch_no, "import_code": import_code, "result_id": result_id,
+            "method_code": method_code, "qualification_id": qualification_id, "curve_code": curve_code,
+            "limit_code": "GB 3838-2002", "parameter": "Pb", "kind": "spike", "profile_code": "AGILENT-ICPMS"}
 
 
 def make_lab_objects(db, users) -> dict[str, Any]:

@@ -18,13 +18,13 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from app.analysis import limits
+from app.analysis import evaluation, limits
 from app.core.auth import DbSession, require
 from app.core.db import committing
 from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
 from app.core.i18n import N_, current_language
 from app.core.permissions import Permission
-from app.core.registry import NavItem, add_nav
+from app.core.registry import NavItem, PageSection, add_nav, add_sample_section
 from app.core.web import Page, pager_base, render, see_other
 from app.people.models import User
 
@@ -171,3 +171,5 @@ def limit_set_page(request: Request, session: DbSession, code: Code,
 
 
 add_nav(NavItem("limits", N_("Standards"), BASE, Permission.ANALYSIS_READ, 59))
+# the sample page shows each parameter's class and the sample's overall class (issue 8 item 9)
+add_sample_section(PageSection("evaluation", "evaluation/_sample_section.html", evaluation.evaluation_section, 60))

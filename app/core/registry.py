@@ -43,9 +43,21 @@ class ScanHit:
 
 ScanResolver = Callable[[Session, Any, frozenset[Permission], str], ScanHit | None]
 
+
+@dataclass(frozen=True)
+class PageSection:
+    """A section a later domain adds to the sample page (the evaluation against standards):
+    `build` returns the section's context, or None to show nothing; `template` renders it."""
+
+    name: str
+    template: str
+    build: Callable[[Session, Any], Any]
+    order: int = 100
+
 _nav: dict[str, NavItem] = {}
 _worklists: dict[str, Worklist] = {}
 _resolvers: dict[str, ScanResolver] = {}
+_sample_sections: dict[str, PageSection] = {}
 
 
 def add_nav(*items: NavItem) -> None:
@@ -60,6 +72,14 @@ def add_worklist(*lists: Worklist) -> None:
 
 def add_scan_resolver(name: str, resolver: ScanResolver) -> None:
     _resolvers[name] = resolver
+
+
+def add_sample_section(section: PageSection) -> None:
+    _sample_sections[section.name] = section
+
+
+def sample_sections() -> list[PageSection]:
+    return sorted(_sample_sections.values(), key=lambda s: s.order)
 
 
 def nav_for(permissions: frozenset[Permission]) -> list[NavItem]:

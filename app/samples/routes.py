@@ -34,7 +34,7 @@ from app.core.web import pager_base, render, see_other
 from app.people.models import User
 from app.samples import errors, labels, queries, registration
 from app.samples.field import field_record
-from app.samples.lab_sections import lab_sections
+from app.samples.lab_sections import lab_section_templates, lab_sections
 from app.samples.models import PreservationRule, Sample
 from app.samples.names import CONTAINER_STATE_NAMES, KIND_NAMES, MATRIX_NAMES, QC_READERS, STATE_NAMES
 from app.samples.registration import AdhocSample
@@ -365,7 +365,8 @@ def sample_page(request: Request, session: DbSession, sample_no: SampleNo,
     sample = registration.sample_by_no(session, sample_no)
     detail = queries.sample_detail(session, sample)
     return show(request, "samples/detail.html", {"view": detail, "record": field_record(session, sample),
-                                                  "lab": lab_sections(session, sample)})
+                                                  "lab": lab_sections(session, sample),
+                                                  "lab_templates": lab_section_templates()})
 
 
 @router.get(f"{BASE}/{{sample_no}}/labels.pdf", include_in_schema=False)

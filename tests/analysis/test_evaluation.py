@@ -276,3 +276,17 @@ def test_the_sample_section_renders(app, db, technical, analyst, lake, water_met
     html = app.state.templates.get_template("evaluation/_sample_section.html").render(lab={"evaluation": section})
     assert 'data-overall="IV"' in html and 'data-determining="NH3-N"' in html and 'data-determining="TP"' in html
     assert 'data-parameter="TN"' in html and 'data-version="1"' in html and "GB%203838-2002" in html
+
+
+def test_the_sample_page_shows_the_evaluation_after_its_own_sections(client, db, technical, analyst, lake,
+                                                                     water_method):
+    from tests.conftest import login
+
+    sample = lake_sample(db, technical, lake)
+    login(client, "inspector")
+    before = client.get(f"/samples/{sample.sample_no}")
+    assert before.status_code == 200 and 'id="evaluation"' not in before.text  # no results: nothing said
+    record_results(db, analyst, water_method.id, sample, [("NH3-N", "1.2", "mg/L"), ("TP", "0.08", "mg/L")])
+    page = client.get(f"/samples/{sample.sample_no}")
+    assert page.status_code == 200 and 'data-overall="IV"' in page.text
+    assert page.text.index('id="evaluation"') > page.text.index('id="field-record"')

@@ -97,7 +97,10 @@ def test_every_cooler_but_yesterdays_was_received_signed_with_the_decisions_inte
     today = db.calendar.today()
     with db.reading() as session:
         received_days = [d for d in DAYS if d.arrival is not None]
-        deliveries = session.scalars(select(Delivery).order_by(Delivery.arrived_at)).all()
+        # the lab demo's week only: the analysis demo receives a month of rounds before it
+        first = db.calendar.start_of(today - timedelta(days=max(d.days_ago for d in DAYS)))
+        deliveries = session.scalars(select(Delivery).where(Delivery.arrived_at >= first)
+                                     .order_by(Delivery.arrived_at)).all()
         assert len(deliveries) == len(received_days)
         assert {d.state for d in deliveries} == {"signed"}
         for delivery, day in zip(deliveries, received_days, strict=True):
@@ -316,7 +319,7 @@ def test_every_lab_act_is_in_the_past_and_the_audit_chain_holds(lab_db: Demo) ->
 
 def test_loading_the_lab_demo_twice_adds_nothing_anywhere(lab_db: Demo) -> None:
     before = row_counts(lab_db.db)
-    assert before["custody_event"] > 20 and before["delivery"] == len([d for d in DAYS if d.arrival])
+    assert before["custody_event"] > 20 and before["delivery"] >= len([d for d in DAYS if d.arrival])
 
     lab_db.load_again()
     _load_lab(lab_db)
