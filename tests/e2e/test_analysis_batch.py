@@ -88,6 +88,12 @@ def look(page, log, problems: list[str], name: str, *, widths=(DESKTOP, PHONE)) 
     problems += [f"{name}: {e}" for e in log.take()]
 
 
+def shot(page, screenshots, name: str) -> None:
+    """A full-page screenshot from the top (the sticky header and menu drawn where they belong)."""
+    page.evaluate("window.scrollTo(0, 0); document.querySelectorAll('.table-wrap').forEach(w => w.scrollLeft = 0)")
+    screenshots(page, name)
+
+
 def expect_refusal_logged(log, status: str) -> None:
     """A refused form answers with its 4xx status: Chromium logs that load; nothing else."""
     errors = log.take()
@@ -144,7 +150,9 @@ def type_cell(page, label: str, parameter: str, value: str, key: str) -> str:
         page.keyboard.press(key)
     assert answer.value.status == 200, answer.value.text()
     page.wait_for_selector(f"#{td} [data-saved]")
-    return page.evaluate("document.activeElement && document.activeElement.name")
+    # htmx settles the swapped cell (20 ms) and entry.js puts the focus back where the key sent it
+    page.wait_for_function("() => document.activeElement && document.activeElement.name")
+    return page.evaluate("document.activeElement.name")
 
 
 def test_an_analyst_runs_an_icpms_batch(new_page, screenshots, server_db, bench):
@@ -165,7 +173,7 @@ def test_an_analyst_runs_an_icpms_batch(new_page, screenshots, server_db, bench)
         page.check(f"#due tr[data-sample='{sample_no}'] input[name=samples]")
     assert page.is_checked(f"#instrument input[name=instrument][value='{ICPMS}']")
     page.fill("#build-form input[name=note]", "e2e：ICP-MS 重金属（Cu、Zn、Pb、Cd）")
-    screenshots(page, "analysis-build-1280-zh")
+    shot(page, screenshots, "analysis-build-1280-zh")
     look(page, log, problems, "build")
     with page.expect_navigation():
         page.click("#build-form button[type=submit]")
@@ -196,7 +204,7 @@ def test_an_analyst_runs_an_icpms_batch(new_page, screenshots, server_db, bench)
             page.keyboard.press("Enter")
         assert page.locator(".alert.error").count() == 0, page.inner_text(".alert.error")
         if role == "crm":
-            screenshots(page, "analysis-worksheet-standards-1280-zh")
+            shot(page, screenshots, "analysis-worksheet-standards-1280-zh")
             look(page, log, problems, "worksheet with standards missing")
     assert page.locator("#missing-standards").count() == 0
     assert page.locator("tr[data-role=crm] a[href*='/reference-materials/items/']").inner_text() == bench["crm"]
@@ -206,7 +214,7 @@ def test_an_analyst_runs_an_icpms_batch(new_page, screenshots, server_db, bench)
     with page.expect_navigation():
         page.click("#start button[type=submit]")
     assert page.get_attribute("[data-state]", "data-state") == "running"
-    screenshots(page, "analysis-worksheet-running-1280-zh")
+    shot(page, screenshots, "analysis-worksheet-running-1280-zh")
     look(page, log, problems, "worksheet running")
 
     # ---- import the instrument's batch table
@@ -227,7 +235,7 @@ def test_an_analyst_runs_an_icpms_batch(new_page, screenshots, server_db, bench)
     unmatched = page.eval_on_selector_all("table.unmatched tbody tr", "rows => rows.map(r => r.dataset.reason)")
     assert len(unmatched) == 7 * 4 and set(unmatched) == {"position_not_found"}, unmatched  # 6 calibration + rinse
     assert "Rinse" in page.inner_text("table.unmatched")
-    screenshots(page, "analysis-import-outcome-1280-zh")
+    shot(page, screenshots, "analysis-import-outcome-1280-zh")
     look(page, log, problems, "import outcome")
 
     # ---- the grid: a block pasted from a spreadsheet (S2 and its duplicate, reading/dilution pairs)
@@ -271,8 +279,7 @@ def test_an_analyst_runs_an_icpms_batch(new_page, screenshots, server_db, bench)
     assert page.evaluate("window.__sameDocument === true"), "typing reloaded the page"
     s3 = page.locator(f"#{cell_input(page, label['S3'], 'Pb').evaluate('e => e.closest(`td`).id')} .entry-value")
     assert s3.get_attribute("data-value") == "0.388" and "μg/L" in s3.inner_text()
-    page.evaluate("window.scrollTo(0, 0)")
-    screenshots(page, "analysis-entry-grid-1280-zh")
+    shot(page, screenshots, "analysis-entry-grid-1280-zh")
     look(page, log, problems, "entry grid")
 
     # ---- QC: evaluate, the spike fails, signing is refused until a corrective action
@@ -292,14 +299,19 @@ def test_an_analyst_runs_an_icpms_batch(new_page, screenshots, server_db, bench)
     assert page.get_attribute(".alert.error", "data-code") == "qc_failure_unresolved", page.content()[:2000]
     assert "加标" in page.inner_text(".alert.error")
     expect_refusal_logged(log, "409")
-    screenshots(page, "analysis-qc-refused-1280-zh")
+    shot(page, screenshots, "analysis-qc-refused-1280-zh")
+    page.set_viewport_size(PHONE)
+    shot(page, screenshots, "analysis-qc-refused-360-zh")
+    page.set_viewport_size(DESKTOP)
     look(page, log, problems, "QC refused")
     with server_db.reading() as session:
         assert session.scalars(select(AnalysisBatch.state).where(AnalysisBatch.batch_no == batch_no)).one() \
             == "qc_failed"
 
     # a justified qualifier "S" on the spike's sample
-    form = page.locator("#run tr[data-kind=spike] form.corrective")
+    evaluation = page.get_attribute("#run tr[data-kind=spike]", "data-evaluation")
+    assert page.locator(f"#run tr[data-kind=spike] a[href='#corrective-{evaluation}']").count() == 1
+    form = page.locator(f"#run tr.corrective-row[data-for='{evaluation}'] form#corrective-{evaluation}")
     form.locator("select[name=kind]").select_option("qualifier")
     form.locator("select[name=qualifier]").select_option("S")
     form.locator("textarea[name=justification]").fill(
@@ -309,7 +321,7 @@ def test_an_analyst_runs_an_icpms_batch(new_page, screenshots, server_db, bench)
         form.locator("button[type=submit]").click()
     assert page.locator(".alert.error").count() == 0, page.inner_text(".alert.error")
     assert page.locator("#actions tr[data-action=qualifier]").count() == 1
-    screenshots(page, "analysis-qc-corrective-1280-zh")
+    shot(page, screenshots, "analysis-qc-corrective-1280-zh")
     look(page, log, problems, "QC corrective")
 
     # ---- sign with the password: submitted for review, the signature block shows
@@ -319,7 +331,7 @@ def test_an_analyst_runs_an_icpms_batch(new_page, screenshots, server_db, bench)
     assert page.locator(".alert.error").count() == 0, page.inner_text(".alert.error")
     page.wait_for_selector("#signature .signature.intact")
     assert page.get_attribute(".page-head [data-state]", "data-state") == "submitted"
-    screenshots(page, "analysis-qc-signed-1280-zh")
+    shot(page, screenshots, "analysis-qc-signed-1280-zh")
     look(page, log, problems, "QC signed")
 
     with server_db.reading() as session:
@@ -343,14 +355,14 @@ def test_an_analyst_runs_an_icpms_batch(new_page, screenshots, server_db, bench)
     page.click("tr[data-chart='HJ 535-2009|NH3-N|spike'] a")
     page.wait_for_selector("svg")
     assert page.locator("svg circle").count() >= 20
-    screenshots(page, "analysis-chart-nh3n-spike-1280-en")
+    shot(page, screenshots, "analysis-chart-nh3n-spike-1280-en")
     look(page, log, problems, "control chart")
 
     page.goto("/curves?method=HJ+535-2009")
     with page.expect_navigation():
         page.locator("table tbody tr a[href^='/curves/CC']").first.click()
     page.wait_for_selector("svg")
-    screenshots(page, "analysis-curve-nh3n-1280-en")
+    shot(page, screenshots, "analysis-curve-nh3n-1280-en")
     look(page, log, problems, "curve")
 
     assert not problems, "\n".join(problems)
