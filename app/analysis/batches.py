@@ -51,6 +51,7 @@ from app.analysis.models import (
 from app.core import audit
 from app.core.canonical import canonical_json
 from app.core.codes import next_code
+from app.core.i18n import N_
 from app.core.permissions import Permission, ensure
 from app.core.web import Page
 from app.instruments.models import Instrument
@@ -793,6 +794,12 @@ class BatchPositionSource:
     withdrawn certificate names the batch and the position."""
 
     name = "analysis_batch_position"
+    title = N_("QC standard in an analysis batch")
+    consumer_kind = CONSUMER
+
+    @staticmethod
+    def href(record_id: str) -> str:
+        return f"/batches/{record_id.split('#')[0]}"
 
     def usage_select(self, items: CTE) -> Select:
         record = AnalysisBatch.batch_no + literal("#", String) + cast(BatchPosition.position, String)

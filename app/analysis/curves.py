@@ -42,6 +42,7 @@ from app.analysis.models import (
 from app.core import audit
 from app.core.codes import next_code
 from app.core.db import utcnow
+from app.core.i18n import N_
 from app.core.labtime import lab_calendar
 from app.core.permissions import Permission, ensure
 from app.core.web import Page
@@ -509,6 +510,12 @@ class CurveUses:
     """The lots' forward lists show the curves that used their solutions (one UNION ALL branch)."""
 
     name = CONSUMER_KIND
+    title = N_("Calibration curve")
+    consumer_kind = CONSUMER_KIND
+
+    @staticmethod
+    def href(record_id: str) -> str:
+        return f"/curves/{record_id}"
 
     def usage_select(self, items: CTE) -> Select:
         curve = aliased(CalibrationCurve)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import String, cast, func, literal, select, union_all
 from sqlalchemy.orm import Session
@@ -130,9 +130,15 @@ class MaterialUsage:
     used_at: datetime
     barcode: str  # the unit or solution used
     description: str = ""
+    title: Any = ""  # what the record is, for people (a registered source's title)
+    url: str = ""  # where the record is shown, when its source says
 
 
 class MaterialUseSource(Protocol):
+    """`name` labels its rows; a source may also have `title` (a lazy translation shown for its
+    rows), `href(record_id) -> str` (the record's page) and `consumer_kind` (the
+    `MaterialUse.consumer_kind` its acts record: those plain uses are then not listed twice)."""
+
     name: str
 
     def usage_select(self, items: CTE) -> Select:
@@ -181,13 +187,15 @@ def _solutions_branch(lot_id: int) -> Select:
 
 
 def _uses_branch(items: CTE) -> Select:
-    """Recorded uses other than the preparation of a solution (those appear as the solution)."""
+    """Recorded uses other than the preparation of a solution (those appear as the solution) and
+    those a registered source lists itself (a curve's standards appear as the curve)."""
+    listed = ["solution", *(kind for s in _sources.values() if (kind := getattr(s, "consumer_kind", "")))]
     return select(
         literal("use").label("source"), cast(MaterialUse.id, String).label("record_id"),
         MaterialUse.used_at.label("used_at"), items.c.barcode.label("barcode"),
         MaterialUse.purpose.label("description"),
     ).join(items, (MaterialUse.item_kind == items.c.item_kind) & (MaterialUse.item_id == items.c.item_id)).where(
-        MaterialUse.consumer_kind != "solution"
+        MaterialUse.consumer_kind.notin_(listed)
     )
 
 
@@ -205,8 +213,14 @@ def forward_traceability(session: Session, lot_id: int, *, limit: int | None = N
     statement = forward_statement(lot_id)
     if limit is not None:
         statement = statement.limit(limit).offset(offset)
-    return [MaterialUsage(r.source, str(r.record_id), r.used_at, r.barcode, r.description or "")
-            for r in session.execute(statement)]
+    return [_usage(r) for r in session.execute(statement)]
+
+
+def _usage(row: Any) -> MaterialUsage:
+    source, record_id = _sources.get(row.source), str(row.record_id)
+    href = getattr(source, "href", None)
+    return MaterialUsage(row.source, record_id, row.used_at, row.barcode, row.description or "",
+                         title=getattr(source, "title", ""), url=href(record_id) if href else "")
 
 
 def count_forward(session: Session, lot_id: int) -> int:

@@ -225,9 +225,13 @@ def test_the_lots_forward_list_shows_the_curve(db, analyst, ready):
     curve = record(db, analyst, facts(ready.working.barcode))
     with db.reading() as session:
         lot_id = ready.unit.lot_id
-        found = [u for u in forward_traceability(session, lot_id) if u.source == "calibration_curve"]
+        everything = forward_traceability(session, lot_id)
+        found = [u for u in everything if u.source == "calibration_curve"]
     assert [(u.record_id, u.barcode) for u in found] == [(curve.code, ready.working.barcode)]
-    assert found[0].description == "NH3-N mg/L"
+    assert found[0].description == "NH3-N mg/L" and found[0].url == f"/curves/{curve.code}"
+    # listed once: the use the curve recorded is not listed again as a plain use
+    assert not [u for u in everything if u.source == "use" and u.barcode == ready.working.barcode
+                and u.used_at == found[0].used_at]
 
 
 def test_a_later_version_of_the_method_serves_curves_measured_after_it(db, analyst, technical, uv, ready):

@@ -35,7 +35,7 @@ COUNTED = (*APPEND_ONLY_TABLES, "instrument", "instrument_use", "instrument_impa
 
 def load(db: Database, store: FileStore) -> None:
     with db.transaction() as session:
-        load_demo(session, store)
+        load_demo(session, store, through="instruments")
 
 
 def row_counts(db: Database) -> dict[str, int]:

@@ -37,7 +37,7 @@ COUNTED = ("reference_material", "rm_lot", "rm_certified_value", "rm_unit", "rm_
 
 def load(db: Database, store: FileStore) -> None:
     with db.transaction() as session:
-        load_demo(session, store)
+        load_demo(session, store, through="materials")  # the analysis demo adds its own materials
 
 
 def row_counts(db: Database) -> dict[str, int]:

@@ -26,9 +26,9 @@ from app.sites.demo import MOVED
 from app.sites.geo import distance_m
 from app.sites.models import SamplingTask, Site, SiteVersion, TaskStatus
 from tests.conftest import ENGINES
-from tests.sites.test_demo import Demo, demo_database, row_counts
+from tests.sites.test_demo import Demo, row_counts, sampling_demo
 
-demo_db = pytest.fixture(scope="module", params=ENGINES)(demo_database)
+demo_db = pytest.fixture(scope="module", params=ENGINES, name="demo_db")(sampling_demo)
 
 PLAUSIBLE = {"WT": (Decimal(2), Decimal(35)), "pH": (Decimal(6), Decimal(9)), "DO": (Decimal(3), Decimal(15)),
              "EC": (Decimal(150), Decimal(800))}

@@ -70,7 +70,7 @@ def _load_lab(demo: Demo) -> None:
 
 @pytest.fixture(scope="module", params=ENGINES)
 def lab_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    loaded = demo_database(request, tmp_path_factory)
+    loaded = demo_database(request, tmp_path_factory, through="lab")
     demo = next(loaded)
     try:
         _load_lab(demo)

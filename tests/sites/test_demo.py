@@ -23,7 +23,7 @@ from app.config import Settings
 from app.core import passwords
 from app.core.db import Database, metadata, utcnow
 from app.core.files import FileStore, file_store
-from app.demo import load_demo
+from app.demo import DEMO_PARTS, load_demo
 from app.main import create_app
 from app.people.models import User
 from app.sites import service
@@ -65,15 +65,18 @@ class Demo:
     db: Database
     store: FileStore
     users: dict[str, User]
+    through: str = DEMO_PARTS[-1]
 
     def load_again(self) -> None:
         with self.db.transaction() as session:
-            load_demo(session, self.store)
+            load_demo(session, self.store, through=self.through)
 
 
-def demo_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """A fresh database of each engine with the whole demo loaded (passwords hashed cheaply, as
-    the conftest does for every test). A module-scoped fixture in each demo test module."""
+def demo_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                  through: str = DEMO_PARTS[-1]) -> Iterator[Demo]:
+    """A fresh database of each engine with the demo loaded up to the part `through` (passwords
+    hashed cheaply, as the conftest does for every test). A module-scoped fixture in each demo
+    test module."""
     folder = tmp_path_factory.mktemp("demo")
     if request.param == "sqlite":
         path = folder / "lims.db"
@@ -86,7 +89,7 @@ def demo_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-            demo = Demo(app.state.db, file_store(settings.ensure_data_dir()), {})
+            demo = Demo(app.state.db, file_store(settings.ensure_data_dir()), {}, through)
             demo.load_again()
             with demo.db.reading() as session:
                 demo.users = {u.username: u for u in session.scalars(select(User))}
@@ -98,7 +101,12 @@ def demo_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
             drop_pg_database(url)
 
 
-demo_db = pytest.fixture(scope="module", params=ENGINES)(demo_database)
+def sampling_demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """The demo up to the field (sites, plans, a week of sampling): what these tests look at."""
+    yield from demo_database(request, tmp_path_factory, through="sampling")
+
+
+demo_db = pytest.fixture(scope="module", params=ENGINES, name="demo_db")(sampling_demo)
 
 
 def row_counts(db: Database, names: list[str] | None = None) -> dict[str, int]:
