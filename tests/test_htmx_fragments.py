@@ -11,7 +11,9 @@ LIST_PAGES = ["/people/users?q=a", "/instruments?q=a", "/instruments/impact?stat
               "/reference-materials/units?q=a", "/reference-materials/reagents", "/reference-materials/solutions",
               "/sites?q=a", "/sites/requests", "/plans?q=a", "/tasks?date_from=",
               "/samples?q=WS01", "/custody/shipments?q=SH", "/custody/gaps", "/receipts?q=RC", "/holding",
-              "/storage?room=a", "/storage/disposals?state=requested", "/prep?q=HJ"]
+              "/storage?room=a", "/storage/disposals?state=requested", "/prep?q=HJ",
+              "/methods?q=HJ", "/qualifications", "/curves", "/charts", "/batches?state=open", "/limits",
+              "/import-profiles"]
 
 
 @pytest.mark.parametrize("path", LIST_PAGES)

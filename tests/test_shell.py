@@ -69,11 +69,14 @@ def test_the_empty_state_and_the_custodians_stock_cards(client, users):
         "/custodian#storage-full": (0, "Storage locations full or nearly full"),
         "/holding?colour=due": (0, "Holding times running out"),
         "/storage/disposals?state=approved": (0, "Approved disposals to carry out")}
-    # an analyst confirms the certificates of the instruments they are responsible for
+    # an analyst confirms the certificates of the instruments they are responsible for, and runs
+    # batches (issue 8): open ones and those whose QC failure waits for a corrective action
     login_en(client, "analyst")
     assert cards(client.get("/dashboard")) == {
         "/instruments/confirmations": (0, "Certificates awaiting my confirmation"),
-        "/holding?colour=due": (0, "Holding times running out")}
+        "/holding?colour=due": (0, "Holding times running out"),
+        "/batches?mine=1&amp;state=open,running,imported,qc_evaluated,qc_failed": (0, "My open batches"),
+        "/batches?mine=1&amp;state=qc_failed": (0, "QC failures waiting for a corrective action")}
 
 
 def test_navigation_follows_the_role(client, users):

@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from app.analysis import batches, methods, worksheet
 from app.analysis.batches import StandardChoice
-from app.analysis.models import BatchState, MethodVersion, PositionRole
+from app.analysis.models import MethodVersion
+from app.analysis.names import BATCH_STATE_NAMES as STATE_NAMES
+from app.analysis.names import ROLE_NAMES
 from app.core.auth import DbSession, require
 from app.core.db import committing, utcnow
 from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
@@ -41,18 +43,6 @@ Text = Annotated[str, Form(max_length=500)]
 Many = Annotated[list[str], Form(max_length=60)]
 MY_OPEN = f"{BASE}?mine=1&state={','.join(batches.UNSUBMITTED_STATES)}"
 
-STATE_NAMES = {
-    BatchState.OPEN.value: N_("Open, being laid out"), BatchState.RUNNING.value: N_("Running"),
-    BatchState.IMPORTED.value: N_("Results imported"), BatchState.QC_EVALUATED.value: N_("QC evaluated"),
-    BatchState.QC_FAILED.value: N_("QC failed"), BatchState.SUBMITTED.value: N_("Submitted"),
-    BatchState.CLOSED.value: N_("Closed"),
-}
-ROLE_NAMES = {
-    PositionRole.SAMPLE.value: N_("Sample"), PositionRole.METHOD_BLANK.value: N_("Method blank"),
-    PositionRole.CALIBRATION_BLANK.value: N_("Calibration blank"), PositionRole.DUPLICATE.value: N_("Duplicate"),
-    PositionRole.SPIKE.value: N_("Matrix spike"), PositionRole.CRM.value: N_("Certified reference material"),
-    PositionRole.CCV.value: N_("Calibration check (CCV)"),
-}
 
 
 def shown_in_page(error: DomainError) -> bool:

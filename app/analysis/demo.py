@@ -15,8 +15,9 @@ services as the demo users would, at the times the acts happened (app.samples.la
   one ICP-MS batch imported from a MassHunter batch table built here, one NH3-N batch whose spike
   recovered ~72 % (rerun after the corrective action, then signed), and the quality manager's
   baselines of the NH3-N spike and QC-sample charts from their first 20 points.
-- This morning's rounds: an NH3-N batch running with half its results entered (the analyst's
-  worklist) and a TP batch whose QC failed and waits for a corrective action (the QC card).
+- Today: two ICP-MS batches of the week's metals samples (metals keep 14 days), one running with
+  half its results entered (the analyst's worklist) and one whose CCV failed and waits for a
+  corrective action (the QC card).
 
 Values are realistic for the rivers of the demo (NH3-N 0.1–1.6 mg/L, TP 0.03–0.3 mg/L) from
 random.Random with a fixed seed. Idempotent: if HJ 535-2009 is registered, the demo is there.

@@ -30,6 +30,7 @@ from starlette.datastructures import FormData
 from app.analysis import result_errors as errors
 from app.analysis import results
 from app.analysis.models import AnalysisBatch, PositionRole
+from app.analysis.names import BATCH_STATE_NAMES
 from app.analysis.result_input import parse_cell, split_block
 from app.core.auth import DbSession, require
 from app.core.db import committing
@@ -165,7 +166,7 @@ def _page(request: Request, session: Session, batch: AnalysisBatch, *, error: Do
           values: dict[str, str] | None = None, block: str | None = None, status: int | None = None) -> Response:
     grid = results.entry_grid(session, batch, current_language())
     context: dict[str, Any] = {
-        "grid": grid, "role_names": ROLE_NAMES, "values": values or {},
+        "grid": grid, "role_names": ROLE_NAMES, "state_names": BATCH_STATE_NAMES, "values": values or {},
         "can_record": Permission.ANALYSIS_RECORD in getattr(request.state, "permissions", frozenset()),
     }
     if error is not None:
@@ -317,7 +318,7 @@ def paste_block(request: Request, session: DbSession, batch_no: BatchNo, form: F
 
 @router.get(f"{BASE}/history", include_in_schema=False)
 def cell_history(request: Request, session: DbSession, batch_no: BatchNo,
-                 position: Annotated[int | None, Query(ge=1, le=2**31)] = None,
+                 position: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
                  parameter: Annotated[str, Query(max_length=60)] = "",
                  user: User = require(Permission.ANALYSIS_READ)):
     """Every revision of a cell: the value, who entered it, when, from where and why. Without a

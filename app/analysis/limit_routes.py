@@ -170,6 +170,6 @@ def limit_set_page(request: Request, session: DbSession, code: Code,
         "assignments": limits.site_assignments(session, shown.code)})
 
 
-add_nav(NavItem("limits", N_("Standards"), BASE, Permission.ANALYSIS_READ, 59))
+add_nav(NavItem("limits", N_("Evaluation standards"), BASE, Permission.ANALYSIS_READ, 59))
 # the sample page shows each parameter's class and the sample's overall class (issue 8 item 9)
 add_sample_section(PageSection("evaluation", "evaluation/_sample_section.html", evaluation.evaluation_section, 60))

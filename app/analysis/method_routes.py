@@ -57,7 +57,7 @@ BELOW_MDL_NAMES = {BelowMdlStyle.MDL_L.value: N_("MDL followed by L (0.025L)"),
                    BelowMdlStyle.LT_MDL.value: N_("Less than the MDL (<0.025)")}
 QC_NAMES = {
     "max_samples_per_batch": N_("Samples per batch (one QC unit)"), "blanks_per_batch": N_("Lab blanks per batch"),
-    "duplicate_rate_pct": N_("Duplicates (% of samples)"), "spike_rate_pct": N_("Spikes (% of samples)"),
+    "duplicate_rate_pct": N_("Duplicates (per cent of samples)"), "spike_rate_pct": N_("Spikes (per cent of samples)"),
     "spike_recovery_low": N_("Spike recovery from (%)"), "spike_recovery_high": N_("Spike recovery to (%)"),
     "crm_per_batch": N_("CRM or QC check samples per batch"), "ccv_every": N_("CCV every n samples (0: none)"),
     "ccv_tolerance_pct": N_("CCV tolerance (%)"), "curve_r_min": N_("Curve r at least"),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.analysis import corrective, qc, submission
 from app.analysis.models import AnalysisBatch
+from app.analysis.names import BATCH_STATE_NAMES
 from app.core.auth import DbSession, require
 from app.core.db import committing
 from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
@@ -47,10 +48,6 @@ REASONS = {
     "curve_not_accepted": N_("Curve not accepted"), "rd_undefined": N_("RD undefined (sum not positive)"),
     "parameter_not_in_method": N_("Parameter not in the method"),
 }
-STATE_NAMES = {
-    "open": N_("Open"), "running": N_("Running"), "imported": N_("Imported"), "qc_evaluated": N_("QC evaluated"),
-    "qc_failed": N_("QC failed"), "submitted": N_("Submitted"), "closed": N_("Closed"),
-}
 
 
 def _base(batch_no: str) -> str:
@@ -74,7 +71,7 @@ def _page(request: Request, session: Session, batch: AnalysisBatch, *, error: Do
     user = getattr(request.state, "user", None)
     permissions = getattr(request.state, "permissions", frozenset())
     context: dict[str, Any] = {
-        "view": view, "kind_names": KIND_NAMES, "reasons": REASONS, "state_names": STATE_NAMES,
+        "view": view, "kind_names": KIND_NAMES, "reasons": REASONS, "state_names": BATCH_STATE_NAMES,
         "qualifiers": corrective.QUALIFIERS, "allowed_qualifiers": corrective.allowed_qualifiers,
         "signature": submission.signature_view(session, batch) if batch.signature_id else None,
         "can_act": Permission.ANALYSIS_RECORD in permissions and user is not None and user.id == batch.analyst_id,

@@ -194,7 +194,7 @@ def api_batch_results(request: Request, session: DbSession, batch_no: BatchNo,
 
 
 @router.get("/api/v1/results/{result_id}", response_model=ResultDetailOut)
-def api_result(session: DbSession, result_id: Annotated[int, Path(ge=1, le=2**31)],
+def api_result(session: DbSession, result_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
                user: User = require(Permission.ANALYSIS_READ)) -> ResultDetailOut:
     """One result revision with every intermediate value of its calculation and the cell's history."""
     from app.analysis.models import AnalysisBatch
@@ -202,7 +202,7 @@ def api_result(session: DbSession, result_id: Annotated[int, Path(ge=1, le=2**31
 
     result = session.get(AnalysisResult, result_id)
     if result is None:
-        raise errors.BatchNotFound(batch_no=f"result {result_id}")
+        raise errors.ResultNotFound(result_id=result_id)
     batch = session.get(AnalysisBatch, result.batch_id)
     position = session.get(BatchPosition, result.position_id)
     sample_no = session.scalar(select(Sample.sample_no).where(Sample.id == result.sample_id)) \

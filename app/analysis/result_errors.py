@@ -22,6 +22,12 @@ class BatchNotFound(NotFound):
     message_en = "Analysis batch {batch_no} not found."
 
 
+class ResultNotFound(NotFound):
+    code = "result_not_found"
+    message_zh = "未找到结果 {result_id}。"
+    message_en = "Result {result_id} not found."
+
+
 class BatchNotAcceptingResults(DomainError):
     """Results belong to a started batch; a closed batch is finished (DOMAIN.md §3 Batch)."""
 

@@ -107,7 +107,9 @@ def test_reading_current_results_and_one_result_with_its_history(db, api, analys
     assert detail["intermediates"]["curve"]["slope"] == "0.2" and D(detail["intermediates"]["value"]) == D("1.05")
     assert [(h["revision"], h["reason"]) for h in detail["history"]] == [(1, ""), (2, "重新测定")]
     assert detail["sample_no"].endswith("-001") and detail["batch_no"] == batch.batch.batch_no
-    assert api.get("/api/v1/results/999999", headers=headers).status_code == 404
+    missing = api.get("/api/v1/results/999999", headers=headers)
+    assert missing.status_code == 404 and missing.json()["code"] == "result_not_found"
+    assert api.get(f"/api/v1/results/{2**31}", headers=headers).status_code == 422  # past a database integer
     assert first.id != second.id
 
 

@@ -509,7 +509,9 @@ def test_the_dashboard_counts_instruments_due_and_what_waits_for_a_decision(clie
     listing = client.get("/instruments?status=overdue").text
     assert len(re.findall(r'<a href="/instruments/[^"]+"><code>', listing)) == 4
     login_en(client, "analyst")
-    assert cards(client.get("/dashboard")) == {"/instruments/confirmations": 1, "/holding?colour=due": 0}
+    assert cards(client.get("/dashboard")) == {"/instruments/confirmations": 1, "/holding?colour=due": 0,
+                                               "/batches?mine=1&state=open,running,imported,qc_evaluated,qc_failed": 0,
+                                               "/batches?mine=1&state=qc_failed": 0}
     login_en(client, "quality-manager")
     assert cards(client.get("/dashboard"))["/instruments/impact?status=open"] == 1
     login(client, "inspector")
