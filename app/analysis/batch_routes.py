@@ -23,12 +23,12 @@ from app.analysis.models import MethodVersion
 from app.analysis.names import BATCH_STATE_NAMES as STATE_NAMES
 from app.analysis.names import ROLE_NAMES
 from app.core.auth import DbSession, require
-from app.core.db import committing, utcnow
-from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
+from app.core.db import utcnow
+from app.core.errors import DomainError
 from app.core.i18n import N_, current_language
 from app.core.permissions import Permission
 from app.core.registry import NavItem, ScanHit, Worklist, add_nav, add_scan_resolver, add_worklist
-from app.core.web import pager_base, render, see_other
+from app.core.web import attempt, pager_base, render, see_other
 from app.instruments.models import Instrument, InstrumentUse
 from app.instruments.status import check_usability
 from app.people.models import User
@@ -45,19 +45,8 @@ MY_OPEN = f"{BASE}?mine=1&state={','.join(batches.UNSUBMITTED_STATES)}"
 
 
 
-def shown_in_page(error: DomainError) -> bool:
-    return not isinstance(error, PermissionDenied | NotAuthenticated)
 
 
-def attempt(session: Session, act: Callable[[], Any]) -> tuple[Any, DomainError | None]:
-    """Run one service call in the unit of work; a refusal the page can show is returned."""
-    try:
-        with committing(session):
-            return act(), None
-    except DomainError as error:
-        if not shown_in_page(error) or error.http_status >= 500:
-            raise
-        return None, error
 
 
 def show(request: Request, template: str, context: dict[str, Any], *, error: DomainError | None = None,

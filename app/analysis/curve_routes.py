@@ -10,7 +10,6 @@ filters through htmx.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -23,13 +22,13 @@ from app.analysis import curves, svg_plot
 from app.analysis.models import CurveKind
 from app.analysis.numbers import round_gbt8170
 from app.core.auth import DbSession, require
-from app.core.db import committing, utcnow
-from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
+from app.core.db import utcnow
+from app.core.errors import DomainError
 from app.core.i18n import N_, current_language
 from app.core.labtime import lab_calendar
 from app.core.permissions import Permission
 from app.core.registry import NavItem, ScanHit, add_nav, add_scan_resolver
-from app.core.web import pager_base, render, see_other
+from app.core.web import attempt, pager_base, render, see_other
 from app.instruments.models import Instrument
 from app.people.models import User
 
@@ -51,15 +50,6 @@ def r_text(r: Decimal) -> str:
     return format(round_gbt8170(r, decimals=5), "f")
 
 
-def attempt(session: Session, act: Callable[[], Any]) -> tuple[Any, DomainError | None]:
-    """Run one service call in the unit of work; a refusal the page can show is returned."""
-    try:
-        with committing(session):
-            return act(), None
-    except DomainError as error:
-        if isinstance(error, PermissionDenied | NotAuthenticated) or error.http_status >= 500:
-            raise
-        return None, error
 
 
 def show(request: Request, template: str, context: dict[str, Any], *, error: DomainError | None = None,

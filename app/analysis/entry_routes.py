@@ -17,7 +17,6 @@ check does (which then reads the cached form).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
@@ -33,11 +32,10 @@ from app.analysis.models import AnalysisBatch, PositionRole
 from app.analysis.names import BATCH_STATE_NAMES
 from app.analysis.result_input import parse_cell, split_block
 from app.core.auth import DbSession, require
-from app.core.db import committing
-from app.core.errors import DomainError, InvalidInput, NotAuthenticated, PermissionDenied
+from app.core.errors import DomainError, InvalidInput
 from app.core.i18n import N_, current_language, gettext
 from app.core.permissions import Permission
-from app.core.web import render, see_other, wants_fragment
+from app.core.web import attempt, render, see_other, wants_fragment
 from app.people.models import User
 
 router = APIRouter()
@@ -74,19 +72,8 @@ def _text(form: FormData, name: str, limit: int = 100) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
-def shown_in_page(error: DomainError) -> bool:
-    return not isinstance(error, PermissionDenied | NotAuthenticated) and error.http_status < 500
 
 
-def attempt(session: Session, act: Callable[[], Any]) -> tuple[Any, DomainError | None]:
-    """Run one service call in the unit of work; a refusal the page can show is returned."""
-    try:
-        with committing(session):
-            return act(), None
-    except DomainError as error:
-        if not shown_in_page(error):
-            raise
-        return None, error
 
 
 # ---------------------------------------------------------------- parsing the cells

@@ -27,12 +27,11 @@ from app.analysis.models import ImportProfile
 from app.analysis.results import batch_by_no
 from app.core.auth import DbSession, require
 from app.core.canonical import canonical_json
-from app.core.db import committing
-from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
+from app.core.errors import DomainError
 from app.core.files import file_store
 from app.core.i18n import N_, current_language
 from app.core.permissions import Permission
-from app.core.web import Page, pager_base, render, see_other
+from app.core.web import Page, attempt, pager_base, render, see_other
 from app.people.models import User
 
 router = APIRouter()
@@ -53,19 +52,8 @@ REASON_NAMES = {
 }
 
 
-def shown_in_page(error: DomainError) -> bool:
-    return not isinstance(error, PermissionDenied | NotAuthenticated)
 
 
-def attempt(session: Session, act: Callable[[], Any]) -> tuple[Any, DomainError | None]:
-    """Run one service call in the unit of work; a refusal the page can show is returned."""
-    try:
-        with committing(session):
-            return act(), None
-    except DomainError as error:
-        if not shown_in_page(error):
-            raise
-        return None, error
 
 
 def show(request: Request, template: str, context: dict[str, Any], *, error: DomainError | None = None,

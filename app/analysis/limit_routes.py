@@ -10,7 +10,6 @@ the form with its message and what was typed (nothing saved); a success redirect
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -20,12 +19,11 @@ from sqlalchemy.orm import Session
 
 from app.analysis import evaluation, limits
 from app.core.auth import DbSession, require
-from app.core.db import committing
-from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
+from app.core.errors import DomainError
 from app.core.i18n import N_, current_language
 from app.core.permissions import Permission
 from app.core.registry import NavItem, PageSection, add_nav, add_sample_section
-from app.core.web import Page, pager_base, render, see_other
+from app.core.web import Page, attempt, pager_base, render, see_other
 from app.people.models import User
 
 router = APIRouter()
@@ -43,15 +41,6 @@ AVERAGING_NAMES = {"1h": N_("1-hour mean"), "8h": N_("daily maximum 8-hour mean"
 KIND_PATTERN = f"^({'|'.join(limits.KINDS)})?$"
 
 
-def attempt(session: Session, act: Callable[[], Any]) -> tuple[Any, DomainError | None]:
-    """Run one service call in the unit of work; a refusal the page can show is returned."""
-    try:
-        with committing(session):
-            return act(), None
-    except DomainError as error:
-        if isinstance(error, PermissionDenied | NotAuthenticated) or error.http_status >= 500:
-            raise
-        return None, error
 
 
 def show(request: Request, template: str, context: dict[str, Any], *, error: DomainError | None = None,

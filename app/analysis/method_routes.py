@@ -12,7 +12,6 @@ form with the message and what was typed (nothing saved); success redirects (pos
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -24,13 +23,13 @@ from sqlalchemy.orm import Session
 from app.analysis import mdl, methods, qualifications
 from app.analysis.models import BelowMdlStyle, CalculationKind, CurveKind, MethodVersion
 from app.core.auth import DbSession, require
-from app.core.db import committing, utcnow
-from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
+from app.core.db import utcnow
+from app.core.errors import DomainError
 from app.core.i18n import N_, current_language
 from app.core.labtime import lab_calendar
 from app.core.permissions import Permission
 from app.core.registry import NavItem, add_nav
-from app.core.web import pager_base, render, see_other
+from app.core.web import attempt, pager_base, render, see_other
 from app.people.models import User
 
 router = APIRouter()
@@ -69,15 +68,6 @@ def path_of(code: str) -> str:
     return f"{BASE}/{quote(code, safe='/')}"
 
 
-def attempt(session: Session, act: Callable[[], Any]) -> tuple[Any, DomainError | None]:
-    """Run one service call in the unit of work; a refusal the page can show is returned."""
-    try:
-        with committing(session):
-            return act(), None
-    except DomainError as error:
-        if isinstance(error, PermissionDenied | NotAuthenticated) or error.http_status >= 500:
-            raise
-        return None, error
 
 
 def show(request: Request, template: str, context: dict[str, Any], *, error: DomainError | None = None,

@@ -21,12 +21,11 @@ from app.analysis import corrective, qc, submission
 from app.analysis.models import AnalysisBatch
 from app.analysis.names import BATCH_STATE_NAMES
 from app.core.auth import DbSession, require
-from app.core.db import committing
-from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
+from app.core.errors import DomainError
 from app.core.i18n import N_, current_language
 from app.core.permissions import Permission
 from app.core.registry import Worklist, add_worklist
-from app.core.web import is_htmx, render, see_other
+from app.core.web import attempt, is_htmx, render, see_other
 from app.people.models import User
 
 router = APIRouter()
@@ -54,15 +53,6 @@ def _base(batch_no: str) -> str:
     return f"/batches/{batch_no}/qc"
 
 
-def attempt(session: Session, act: Callable[[], Any]) -> tuple[Any, DomainError | None]:
-    """One service call in the unit of work; a refusal the analyst can act on is returned."""
-    try:
-        with committing(session):
-            return act(), None
-    except DomainError as error:
-        if isinstance(error, PermissionDenied | NotAuthenticated) or error.http_status >= 500:
-            raise
-        return None, error
 
 
 def _page(request: Request, session: Session, batch: AnalysisBatch, *, error: DomainError | None = None,

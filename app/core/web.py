@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.core import i18n
+from app.core.db import committing
+from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
 from app.core.registry import nav_for
 
 APP_DIR = Path(__file__).resolve().parents[1]
@@ -92,6 +94,25 @@ def render(
     else:
         html = env.get_template(template).render(full_context)
     return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+def shown_in_page(error: DomainError) -> bool:
+    """Refusals a form can show beside what was typed; a missing sign-in or permission, and a
+    server fault, go to the error handler instead."""
+    return not isinstance(error, PermissionDenied | NotAuthenticated) and error.http_status < 500
+
+
+def attempt(session: Session, act: Callable[[], Any], *,
+            shown: Callable[[DomainError], bool] = shown_in_page) -> tuple[Any, DomainError | None]:
+    """Run one service call in the request's unit of work; a refusal the page can show is
+    returned (nothing was saved), any other error is raised."""
+    try:
+        with committing(session):
+            return act(), None
+    except DomainError as error:
+        if not shown(error):
+            raise
+        return None, error
 
 
 def see_other(request: Request, url: str) -> Response:

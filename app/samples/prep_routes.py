@@ -19,12 +19,11 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from app.core.auth import DbSession, require
-from app.core.db import committing
-from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
+from app.core.errors import DomainError
 from app.core.i18n import N_, current_language
 from app.core.permissions import Permission
 from app.core.registry import NavItem, ScanHit, add_nav, add_scan_resolver
-from app.core.web import pager_base, render, see_other
+from app.core.web import attempt, pager_base, render, see_other
 from app.people.models import User
 from app.samples import aliquots, preparation
 from app.samples.lab_models import PrepKind
@@ -48,21 +47,8 @@ BATCH_STATE_NAMES = {"open": N_("Open, being prepared"), "closed": N_("Closed an
 ROLE_NAMES = {"sample": N_("Sample"), "prep_blank": N_("Preparation blank"), "spike": N_("Spike")}
 
 
-def shown_in_page(error: DomainError) -> bool:
-    """Refusals the analyst can act on are shown in the page (the preparer rule too: it is not a
-    missing permission); who-may refusals get the error page."""
-    return not isinstance(error, PermissionDenied | NotAuthenticated)
 
 
-def attempt(session: Session, act: Callable[[], Any]) -> tuple[Any, DomainError | None]:
-    """Run one service call in the unit of work; a refusal the page can show is returned."""
-    try:
-        with committing(session):
-            return act(), None
-    except DomainError as error:
-        if not shown_in_page(error) or error.http_status >= 500:
-            raise
-        return None, error
 
 
 def show(request: Request, template: str, context: dict[str, Any], *, error: DomainError | None = None,

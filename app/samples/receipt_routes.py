@@ -21,12 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.auth import DbSession, require
-from app.core.db import committing, utcnow
-from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
+from app.core.db import utcnow
+from app.core.errors import DomainError
 from app.core.i18n import N_, current_language, gettext
 from app.core.permissions import Permission
 from app.core.registry import NavItem, ScanHit, add_nav, add_scan_resolver
-from app.core.web import pager_base, render, see_other
+from app.core.web import attempt, pager_base, render, see_other
 from app.people.models import User
 from app.samples import receipt
 from app.samples import receipt_errors as errors
@@ -67,19 +67,8 @@ DELIVERY_STATES = {"open": N_("Open"), "signed": N_("Signed")}
 # ---------------------------------------------------------------- helpers
 
 
-def shown_in_page(error: DomainError) -> bool:
-    """Refusals the page shows beside the form; a missing permission or sign-in goes to the handler."""
-    return not isinstance(error, PermissionDenied | NotAuthenticated)
 
 
-def attempt(session: Session, act: Any) -> tuple[Any, DomainError | None]:
-    try:
-        with committing(session):
-            return act(), None
-    except DomainError as error:
-        if not shown_in_page(error):
-            raise
-        return None, error
 
 
 def flag(value: str) -> bool | None:

@@ -13,7 +13,6 @@ the route so this module loads whatever the samples domain has built.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any
@@ -23,13 +22,12 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from app.core.auth import DbSession, require
-from app.core.db import committing
 from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
 from app.core.i18n import N_, current_language
 from app.core.labtime import lab_calendar
 from app.core.permissions import Permission
 from app.core.registry import NavItem, ScanHit, Worklist, add_nav, add_scan_resolver, add_worklist
-from app.core.web import pager_base, render, see_other
+from app.core.web import attempt, pager_base, render, see_other
 from app.people.models import User
 from app.samples.names import KIND_NAMES, QC_READERS, STATE_NAMES
 from app.sites import plan_errors as errors
@@ -126,15 +124,6 @@ def shown_in_page(error: DomainError) -> bool:
     return not isinstance(error, PermissionDenied | NotAuthenticated) and error.http_status in (409, 422)
 
 
-def attempt(session: Session, act: Callable[[], Any]) -> tuple[Any, DomainError | None]:
-    """Run one service call in the unit of work; a refusal the page can show is returned."""
-    try:
-        with committing(session):
-            return act(), None
-    except DomainError as error:
-        if not shown_in_page(error):
-            raise
-        return None, error
 
 
 def refusal(error: DomainError | None, action: str = "") -> dict[str, Any]:
@@ -203,7 +192,7 @@ def new_plan(request: Request, session: DbSession, user: User = require(Permissi
 def create_plan(request: Request, session: DbSession, title: Short = "", period_start: Small = "",
                 period_end: Small = "", note: Text = "", user: User = require(Permission.SITES_MANAGE)):
     form = PlanForm(title, period_start, period_end, note)
-    plan, error = attempt(session, lambda: plans.create_plan(
+    plan, error = attempt(session, shown=shown_in_page, act=lambda: plans.create_plan(
         session, user, title=title, period_start=parse_day(period_start, "period_start"),
         period_end=parse_day(period_end, "period_end"), note=note))
     if error:
@@ -242,7 +231,7 @@ def add_plan_line(request: Request, session: DbSession, plan_code: PlanCode, sit
                   sampler_id: Small = "", user: User = require(Permission.SITES_MANAGE)):
     plan = plans.plan_by_code(session, plan_code)
     form = LineForm(site, parameters, frequency, day_in_period, sampler_id)
-    _, error = attempt(session, lambda: plans.add_plan_line(
+    _, error = attempt(session, shown=shown_in_page, act=lambda: plans.add_plan_line(
         session, user, plan, site=find_site(session, site), parameters=plans.split_parameters(parameters),
         frequency=frequency, day_in_period=parse_day_in_period(day_in_period, frequency),
         sampler=parse_person(sampler_id)))
@@ -256,7 +245,7 @@ def remove_plan_line(request: Request, session: DbSession, plan_code: PlanCode, 
                      user: User = require(Permission.SITES_MANAGE)):
     plan = plans.plan_by_code(session, plan_code)
     line = plans.plan_line(session, plan, line_id)
-    _, error = attempt(session, lambda: plans.remove_plan_line(session, user, plan, line))
+    _, error = attempt(session, shown=shown_in_page, act=lambda: plans.remove_plan_line(session, user, plan, line))
     if error:
         return _plan_page(request, session, plan_code, error=error, action="remove")
     return see_other(request, f"/plans/{plan.code}#lines")
@@ -266,7 +255,7 @@ def remove_plan_line(request: Request, session: DbSession, plan_code: PlanCode, 
 def approve_plan(request: Request, session: DbSession, plan_code: PlanCode,
                  user: User = require(Permission.SITES_MANAGE)):
     plan = plans.plan_by_code(session, plan_code)
-    _, error = attempt(session, lambda: plans.approve_plan(session, user, plan))
+    _, error = attempt(session, shown=shown_in_page, act=lambda: plans.approve_plan(session, user, plan))
     if error:
         return _plan_page(request, session, plan_code, error=error, action="approve")
     return see_other(request, f"/plans/{plan.code}")
@@ -276,7 +265,7 @@ def approve_plan(request: Request, session: DbSession, plan_code: PlanCode,
 def close_plan(request: Request, session: DbSession, plan_code: PlanCode,
                reason: Annotated[str, Form(max_length=500)] = "", user: User = require(Permission.SITES_MANAGE)):
     plan = plans.plan_by_code(session, plan_code)
-    _, error = attempt(session, lambda: plans.close_plan(session, user, plan, reason))
+    _, error = attempt(session, shown=shown_in_page, act=lambda: plans.close_plan(session, user, plan, reason))
     if error:
         return _plan_page(request, session, plan_code, error=error, action="close", reason=reason)
     return see_other(request, f"/plans/{plan.code}")
@@ -339,7 +328,7 @@ def new_task(request: Request, session: DbSession, site: Annotated[str, Query(ma
 def schedule_task(request: Request, session: DbSession, site: Small = "", scheduled_on: Small = "",
                   sampler_id: Small = "", parameters: Short = "", user: User = require(Permission.SITES_MANAGE)):
     form = TaskForm(site, scheduled_on, sampler_id, parameters)
-    task, error = attempt(session, lambda: plans.schedule_task(
+    task, error = attempt(session, shown=shown_in_page, act=lambda: plans.schedule_task(
         session, user, site=find_site(session, site), scheduled_on=parse_day(scheduled_on, "scheduled_on"),
         sampler=parse_person(sampler_id), parameters=plans.split_parameters(parameters)))
     if error:
@@ -376,7 +365,7 @@ def dispatch_task(request: Request, session: DbSession, task_code: TaskCode,
     from app.samples.registration import dispatch_task as dispatch
 
     task = plans.task_by_code(session, task_code)
-    _, error = attempt(session, lambda: dispatch(session, user, task))
+    _, error = attempt(session, shown=shown_in_page, act=lambda: dispatch(session, user, task))
     if error:
         return _task_page(request, session, task_code, error=error, action="dispatch")
     return see_other(request, f"/tasks/{task.code}#samples")
@@ -386,7 +375,7 @@ def dispatch_task(request: Request, session: DbSession, task_code: TaskCode,
 def cancel_task(request: Request, session: DbSession, task_code: TaskCode,
                 reason: Annotated[str, Form(max_length=500)] = "", user: User = require(Permission.SITES_MANAGE)):
     task = plans.task_by_code(session, task_code)
-    _, error = attempt(session, lambda: plans.cancel_task(session, user, task, reason))
+    _, error = attempt(session, shown=shown_in_page, act=lambda: plans.cancel_task(session, user, task, reason))
     if error:
         return _task_page(request, session, task_code, error=error, action="cancel", reason=reason)
     return see_other(request, f"/tasks/{task.code}")
@@ -396,7 +385,8 @@ def cancel_task(request: Request, session: DbSession, task_code: TaskCode,
 def reassign_task(request: Request, session: DbSession, task_code: TaskCode, sampler_id: Small = "",
                   user: User = require(Permission.SITES_MANAGE)):
     task = plans.task_by_code(session, task_code)
-    _, error = attempt(session, lambda: plans.reassign_task(session, user, task, parse_person(sampler_id)))
+    _, error = attempt(session, shown=shown_in_page,
+                       act=lambda: plans.reassign_task(session, user, task, parse_person(sampler_id)))
     if error:
         return _task_page(request, session, task_code, error=error, action="reassign")
     return see_other(request, f"/tasks/{task.code}")
