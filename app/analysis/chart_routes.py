@@ -8,9 +8,9 @@ and the kind; the baseline is posted to one fixed address with the three as form
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, time
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
@@ -20,13 +20,13 @@ from app.analysis import control_charts, svg_plot
 from app.analysis import curve_errors as errors
 from app.analysis.models import QcKind
 from app.core.auth import DbSession, require
-from app.core.db import committing
-from app.core.errors import DomainError, NotAuthenticated, PermissionDenied
-from app.core.i18n import N_, current_language
+from app.core.errors import DomainError
+from app.core.i18n import N_, current_language, source_text
 from app.core.labtime import lab_calendar
+from app.core.pdf import print_context, render_document
 from app.core.permissions import Permission
 from app.core.registry import NavItem, add_nav
-from app.core.web import pager_base, render, see_other
+from app.core.web import attempt, pager_base, render, see_other
 from app.people.models import User
 
 router = APIRouter()
@@ -105,23 +105,35 @@ def _chart_page(request: Request, session: Session, method_code: str, parameter:
     }, error=error)
 
 
+# declared before the page: the page's {method_code:path} would take ".../spike.pdf" too
+@router.get(BASE + "/{method_code:path}/{parameter}/{kind}.pdf", include_in_schema=False)
+def chart_pdf(session: DbSession, method_code: Annotated[str, Path(max_length=60)],
+              parameter: Annotated[str, Path(max_length=60)], kind: Annotated[str, Path(max_length=12)],
+              since: Annotated[str, Query(max_length=10)] = "", until: Annotated[str, Query(max_length=10)] = "",
+              user: User = require(Permission.ANALYSIS_READ)):
+    """The chart printed (for the QC file and the inspector): the same SVG, limits and flags."""
+    kind = control_charts.clean_kind(kind)
+    method = control_charts.method_by_code(session, method_code)
+    start = _day(session, since, end=False, field_zh="起始日期", field_en="From")
+    end = _day(session, until, end=True, field_zh="截止日期", field_en="To")
+    chart = control_charts.chart(session, method.id, parameter, kind, start, end)
+    svg = svg_plot.chart_svg(chart, y_label=str(KIND_NAMES[kind]), title=f"{method.code} {parameter} {kind}")
+    # the kind's name has a "%", which the printouts' bilingual _() would take for a placeholder
+    data = render_document("charts/chart_pdf.html", {
+        **print_context(session), "chart": chart, "svg": svg, "kind_name": str(KIND_NAMES[kind]),
+        "rule_names": {rule: source_text(name) for rule, name in RULE_NAMES.items()},
+    }, language=current_language())
+    name = f"control-chart-{method.code}-{parameter}-{kind}.pdf".replace(" ", "_").replace("/", "-")
+    return Response(data, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{quote(name)}"'})
+
+
 @router.get(BASE + "/{method_code:path}/{parameter}/{kind}", include_in_schema=False)
 def chart_page(request: Request, session: DbSession, method_code: Annotated[str, Path(max_length=60)],
                parameter: Annotated[str, Path(max_length=60)], kind: Annotated[str, Path(max_length=12)],
                since: Annotated[str, Query(max_length=10)] = "", until: Annotated[str, Query(max_length=10)] = "",
                user: User = require(Permission.ANALYSIS_READ)):
     return _chart_page(request, session, method_code, parameter, kind, since=since, until=until)
-
-
-def _attempt(session: Session, act: Callable[[], Any]) -> DomainError | None:
-    try:
-        with committing(session):
-            act()
-        return None
-    except DomainError as error:
-        if isinstance(error, PermissionDenied | NotAuthenticated) or error.http_status >= 500:
-            raise
-        return error
 
 
 @router.post(BASE + "/baseline", include_in_schema=False)
@@ -145,7 +157,7 @@ def set_baseline(request: Request, session: DbSession, method: Small = "", param
             raise errors.BaselineChoiceInvalid(minimum=control_charts.MIN_BASELINE_POINTS, detail=f"N = {text[:10]}")
         return control_charts.set_baseline_from(session, user, found, parameter, kind, first=int(text))
 
-    error = _attempt(session, act)
+    _, error = attempt(session, act)
     if error is not None:
         session.expire_all()
         return _chart_page(request, session, found.code, parameter, kind, error=error, form=form)

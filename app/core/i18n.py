@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from babel.support import LazyProxy, NullTranslations, Translations
 
@@ -55,6 +56,11 @@ def lazy_gettext(message: str) -> LazyProxy:
 
 _ = gettext
 N_ = lazy_gettext
+
+
+def source_text(message: Any) -> str:
+    """The English source of a lazy translation (printouts translate it themselves, bilingual)."""
+    return message._args[0] if isinstance(message, LazyProxy) else str(message)
 
 
 def is_chinese(language: str | None = None) -> bool:

@@ -111,3 +111,23 @@ def test_chart_pages_cost_the_same_queries_for_10_or_100_points(db, client, user
         assert client.get("/charts").status_code == 200
     assert 'id="count">100' in page.text
     assert many_chart.count == few_chart.count and many_list.count == few_list.count
+
+
+def test_the_chart_prints_as_a_pdf_with_its_limits_and_flags(db, client, users, analyst, slashed, tmp_path):
+    import subprocess
+
+    chart_points(db, slashed, analyst, [*BASE, "107", "108", "99", "113"])
+    token = login(client, users["technical_manager"].username)
+    client.post("/charts/baseline", data={"csrf_token": token, "method": SLASHED, "parameter": "NH3-N",
+                                          "kind": "spike", "choice": "first", "first": "25"})
+    href = chart_href(SLASHED, "NH3-N", "spike")
+    assert f'href="{href}.pdf"' in client.get(href).text
+    printed = client.get(href + ".pdf")
+    assert printed.status_code == 200 and printed.headers["content-type"] == "application/pdf"
+    assert printed.content.startswith(b"%PDF")
+    (tmp_path / "chart.pdf").write_bytes(printed.content)
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "chart.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "质控图" in text and "HJ/T 91-2002" in text and "2-2s" in text and "1-3s" in text
+    assert "+3s" in text and "−3s" in text  # the SVG's limit labels are drawn in the PDF
+    assert client.get(chart_href(SLASHED, "NH3-N", "bogus") + ".pdf").status_code == 422
