@@ -23,6 +23,18 @@ app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
+
+
+def _add_domain_commands() -> None:
+    """Command groups that live with their domain (issue 9 on)."""
+    from app.reports.archive_cli import archive_app
+    from app.reports.report_cli import report_app
+
+    app.add_typer(report_app, name="report")
+    app.add_typer(archive_app, name="archive")
+
+
+_add_domain_commands()
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages are never wrapped mid-word
 

@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         result_api,
     )
     from app.instruments.api import router as instruments_api_router
+    from app.reports import issue_routes, report_api, report_routes, review_routes, scope_routes, verify_routes
     from app.instruments.record_routes import router as instrument_records_router
     from app.instruments.routes import router as instruments_router
     from app.oversight.routes import router as oversight_router
@@ -132,6 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # analysis (issue 8): the pages under a batch (entry, QC) before the batch page itself
     for module in (entry_routes, qc_routes, import_routes, batch_routes, batch_api, result_api, curve_routes,
                    chart_routes, method_routes, qualification_routes, limit_routes):
+        app.include_router(module.router)
+    # reports (issue 9): the pages under a report before the report page itself
+    for module in (review_routes, issue_routes, report_api, verify_routes, scope_routes, report_routes):
         app.include_router(module.router)
     handlers.install(app)
     return app

@@ -92,3 +92,12 @@ from app.sites.models import (  # noqa: F401
     SiteVersion,
     SiteVersionParameter,
 )
+from app.core.job_queue import Job  # noqa: F401
+from app.reports.models import (  # noqa: F401
+    AccreditationCertificate,
+    AccreditationItem,
+    Report,
+    ReportSample,
+    ReviewAct,
+    SignatoryScope,
+)

@@ -200,26 +200,33 @@ class SampleResults:
     on: date
 
 
-def current_results_of_sample(session: Session, sample_id: int) -> list[AnalysisResult]:
-    """The result of record per parameter: the highest revision of each sample position in a
-    submitted (or closed) batch, leaving out positions that were rerun; of several positions,
-    the latest measured. One query."""
+def current_results_of_samples(session: Session, sample_ids: Sequence[int]) -> dict[int, list[AnalysisResult]]:
+    """The result of record per sample and parameter: the highest revision of each sample
+    position in a submitted (or closed) batch, leaving out positions that were rerun; of several
+    positions, the latest measured. One query for any number of samples."""
+    if not sample_ids:
+        return {}
     newer = aliased(AnalysisResult)
     rerun = aliased(BatchPosition)
     rows = session.scalars(
         select(AnalysisResult)
         .join(BatchPosition, BatchPosition.id == AnalysisResult.position_id)
         .join(AnalysisBatch, AnalysisBatch.id == AnalysisResult.batch_id)
-        .where(AnalysisResult.sample_id == sample_id, BatchPosition.role == PositionRole.SAMPLE.value,
+        .where(AnalysisResult.sample_id.in_(list(sample_ids)), BatchPosition.role == PositionRole.SAMPLE.value,
                AnalysisBatch.state.in_(RESULTS_OF_RECORD),
                ~exists().where(newer.position_id == AnalysisResult.position_id,
                                newer.parameter == AnalysisResult.parameter, newer.revision > AnalysisResult.revision),
                ~exists().where(rerun.rerun_of_id == BatchPosition.id))
         .order_by(AnalysisResult.measured_at, AnalysisResult.id)).all()
-    latest: dict[str, AnalysisResult] = {}
+    latest: dict[int, dict[str, AnalysisResult]] = {}
     for result in rows:
-        latest[result.parameter] = result  # ordered by time: the last one wins
-    return sorted(latest.values(), key=lambda r: r.id)
+        latest.setdefault(result.sample_id, {})[result.parameter] = result  # by time: the last one wins
+    return {sample_id: sorted(by_parameter.values(), key=lambda r: r.id) for sample_id, by_parameter in latest.items()}
+
+
+def current_results_of_sample(session: Session, sample_id: int) -> list[AnalysisResult]:
+    """The results of record of one sample (see current_results_of_samples)."""
+    return current_results_of_samples(session, [sample_id]).get(sample_id, [])
 
 
 def _site_facts(session: Session, sample: Any) -> tuple[str, date]:

@@ -31,6 +31,7 @@ class Permission(StrEnum):
     SITES_READ = "sites.read"
     SAMPLES_READ = "samples.read"
     ANALYSIS_READ = "analysis.read"
+    REPORTS_READ = "reports.read"
     # personal: a user's own language, password and tokens; never a lab record
     OWN_ACCOUNT = "account.own"
     # change
@@ -79,12 +80,23 @@ class Permission(StrEnum):
     METHODS_MANAGE = "analysis.methods"
     ANALYSIS_RECORD = "analysis.record"
     QC_RULES = "analysis.qc_rules"
+    # reports (issue 9): prepare (编制: analysts, technical manager); the three review levels
+    # (checker 校核, reviewer 审核, signatory 签发; separation of duties is checked in the
+    # service); amend and withdraw issued reports (quality manager); keep the CMA scope and
+    # propose signatory scopes (technical manager); approve signatory scopes (quality manager)
+    REPORTS_PREPARE = "reports.prepare"
+    REPORTS_CHECK = "reports.check"
+    REPORTS_REVIEW = "reports.review"
+    REPORTS_APPROVE = "reports.approve"
+    REPORTS_AMEND = "reports.amend"
+    SCOPES_MANAGE = "reports.scopes"
+    SCOPES_APPROVE = "reports.scopes_approve"
 
 
 READ_PERMISSIONS = frozenset(
     {Permission.DASHBOARD_VIEW, Permission.LAB_READ, Permission.USERS_READ, Permission.AUDIT_READ,
      Permission.INSTRUMENTS_READ, Permission.MATERIALS_READ, Permission.SITES_READ, Permission.SAMPLES_READ,
-     Permission.ANALYSIS_READ}
+     Permission.ANALYSIS_READ, Permission.REPORTS_READ}
 )
 PERSONAL_PERMISSIONS = frozenset({Permission.OWN_ACCOUNT})
 EVERY_USER = READ_PERMISSIONS - {Permission.AUDIT_READ, Permission.USERS_READ} | PERSONAL_PERMISSIONS
@@ -97,10 +109,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CUSTODIAN: EVERY_USER | {Permission.MATERIALS_MANAGE, Permission.SAMPLES_REGISTER, Permission.CUSTODY_RECORD,
                                   Permission.SAMPLES_RECEIVE, Permission.STORAGE_MANAGE},
     Role.ANALYST: EVERY_USER | RUNS_INSTRUMENTS | {Permission.MATERIALS_USE, Permission.CUSTODY_RECORD,
-                                                    Permission.SAMPLES_PREPARE, Permission.ANALYSIS_RECORD},
-    Role.CHECKER: EVERY_USER,
-    Role.REVIEWER: EVERY_USER,
-    Role.SIGNATORY: EVERY_USER,
+                                                    Permission.SAMPLES_PREPARE, Permission.ANALYSIS_RECORD,
+                                                    Permission.REPORTS_PREPARE},
+    Role.CHECKER: EVERY_USER | {Permission.REPORTS_CHECK},
+    Role.REVIEWER: EVERY_USER | {Permission.REPORTS_REVIEW},
+    Role.SIGNATORY: EVERY_USER | {Permission.REPORTS_APPROVE},
     Role.QUALITY_MANAGER: EVERY_USER
     | {
         Permission.USERS_READ,
@@ -114,12 +127,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.DISPOSAL_APPROVE,
         Permission.HOLDING_DEVIATION,
         Permission.QC_RULES,
+        Permission.REPORTS_AMEND,
+        Permission.SCOPES_APPROVE,
     },
     Role.TECHNICAL_MANAGER: EVERY_USER
     | RUNS_INSTRUMENTS
     | {Permission.USERS_READ, Permission.AUDIT_READ, Permission.INSTRUMENTS_MANAGE, Permission.MATERIALS_MANAGE,
        Permission.MATERIALS_USE, Permission.MATERIALS_WITHDRAW, Permission.SITES_MANAGE,
-       Permission.SAMPLES_REGISTER, Permission.METHODS_MANAGE, Permission.QC_RULES},
+       Permission.SAMPLES_REGISTER, Permission.METHODS_MANAGE, Permission.QC_RULES,
+       Permission.REPORTS_PREPARE, Permission.SCOPES_MANAGE},
     Role.INSPECTOR: READ_PERMISSIONS | PERSONAL_PERMISSIONS,
     Role.ADMIN: EVERY_USER
     | {

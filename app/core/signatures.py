@@ -27,6 +27,7 @@ class SignatureMeaning(StrEnum):
     RECEIVED = "received"
     PREPARED = "prepared"
     ANALYSED = "analysed"
+    COMPILED = "compiled"  # 编制: the preparer of a report
     CHECKED = "checked"
     REVIEWED = "reviewed"
     APPROVED = "approved"

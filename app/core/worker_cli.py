@@ -1,0 +1,1 @@
+"""`lims worker`: consumes the job queue in production (issue 9)."""

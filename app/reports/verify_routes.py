@@ -1,0 +1,5 @@
+"""Placeholder router: filled by the reports work (issue 9)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
