@@ -85,7 +85,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         result_api,
     )
     from app.instruments.api import router as instruments_api_router
-    from app.reports import issue_routes, report_api, report_routes, review_routes, scope_routes, verify_routes
     from app.instruments.record_routes import router as instrument_records_router
     from app.instruments.routes import router as instruments_router
     from app.oversight.routes import router as oversight_router
@@ -93,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.reference_materials.api import router as materials_api_router
     from app.reference_materials.routes import router as materials_router
     from app.reference_materials.solution_routes import router as solutions_router
+    from app.reports import issue_routes, report_api, report_routes, review_routes, scope_routes, verify_routes
     from app.samples.api import router as samples_api_router
     from app.samples.custody_api import router as custody_api_router
     from app.samples.custody_routes import router as custody_router

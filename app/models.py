@@ -28,6 +28,7 @@ from app.core.codes import CodeCounter  # noqa: F401
 from app.core.db import metadata  # noqa: F401
 from app.core.files import StoredFile  # noqa: F401
 from app.core.idempotency import IdempotencyRecord  # noqa: F401
+from app.core.job_queue import Job  # noqa: F401
 from app.core.signatures import ElectronicSignature  # noqa: F401
 from app.instruments.models import (  # noqa: F401
     CalibrationAcceptance,
@@ -53,6 +54,14 @@ from app.reference_materials.models import (  # noqa: F401
     SolutionDevice,
     StandardSolution,
     StockUnit,
+)
+from app.reports.models import (  # noqa: F401
+    AccreditationCertificate,
+    AccreditationItem,
+    Report,
+    ReportSample,
+    ReviewAct,
+    SignatoryScope,
 )
 from app.samples.lab_models import (  # noqa: F401
     CustodyEvent,
@@ -91,13 +100,4 @@ from app.sites.models import (  # noqa: F401
     SiteChangeRequest,
     SiteVersion,
     SiteVersionParameter,
-)
-from app.core.job_queue import Job  # noqa: F401
-from app.reports.models import (  # noqa: F401
-    AccreditationCertificate,
-    AccreditationItem,
-    Report,
-    ReportSample,
-    ReviewAct,
-    SignatoryScope,
 )

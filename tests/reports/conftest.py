@@ -21,9 +21,17 @@ from app.core.db import Database, utcnow
 from app.people.models import User
 from app.reports.models import Report, ReportSample, ReportState, SignatoryScope
 from app.samples.models import Sample
-from tests.analysis.conftest import analyst, nh3n_method, qualify, samples_in_lab, store, technical, uv  # noqa: F401
+from tests.analysis import conftest as analysis_fixtures
+from tests.analysis.conftest import qualify, samples_in_lab
 from tests.analysis.qc_fixtures import PASSING, Bench, enter, running_batch, submit
 from tests.conftest import PASSWORD, make_user
+
+# the analysis fixtures these build on (a method version, a calibrated UV-Vis, the file store)
+analyst = analysis_fixtures.analyst
+technical = analysis_fixtures.technical
+store = analysis_fixtures.store
+uv = analysis_fixtures.uv
+nh3n_method = analysis_fixtures.nh3n_method
 
 __all__ = ["Reportable", "make_report", "grant_signatory_scope", "reportable_samples"]
 
