@@ -55,6 +55,24 @@ class Settings(BaseSettings):
     # Samples are kept this many days after their report (or their rejection) unless a retention
     # rule for the client or the matrix says otherwise (app/samples/retention.py)
     retention_days_default: int = Field(default=30, ge=0, le=36_500)
+    # Reports (issue 9). Numbers: the sample-number tokens without {site}, e.g. BG{yyyy}-{seq:04}.
+    report_no_pattern: str = "BG{yyyy}-{seq:04}"
+    # The address printed in every report's QR code: {public_base_url}/verify/{token}
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Years records are kept from a report's issue (DOMAIN.md §4.7: at least 6), per record type
+    report_retention_years: int = Field(default=6, ge=6, le=100)
+    raw_record_retention_years: int = Field(default=6, ge=6, le=100)
+    # A CMA-marked report may carry out-of-scope items flagged * where the lab's CMA authority
+    # permits it (DOMAIN.md §5); by default any out-of-scope item drops the mark
+    cma_mark_with_flagged_items: bool = False
+    # The lab's signing certificate (PKCS#12). Unset: a self-signed demo certificate is created
+    # in the data dir (`make demo`); production sets these.
+    report_pkcs12_file: Path | None = None
+    report_pkcs12_password: str = ""
+    # Background jobs: "auto" runs them on an in-process thread with SQLite and on procrastinate
+    # (`lims worker`) with PostgreSQL; "thread" and "procrastinate" force one; "inline" runs a
+    # job in the request that enqueued it, after its commit (tests)
+    job_queue: str = "auto"
 
     @field_validator("language")
     @classmethod

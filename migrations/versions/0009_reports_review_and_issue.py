@@ -2,7 +2,7 @@
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-12-04 02:25:50.048985
+Create Date: 2026-12-04 02:33:55.296023
 """
 from collections.abc import Sequence
 
@@ -11,11 +11,9 @@ import sqlmodel
 from alembic import op
 
 import app.core.db
-
 from app.core.append_only import protect, unprotect
 
 APPEND_ONLY_TABLES = ("accreditation_item", "review_act")
-
 
 revision: str = '0009'
 down_revision: str | None = '0008'
@@ -139,6 +137,10 @@ def upgrade() -> None:
     sa.Column('basis', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
     sa.Column('proposed_at', app.core.db.UTCDateTime(), nullable=False),
     sa.Column('proposed_by_id', sa.Integer(), nullable=False),
+    sa.Column('rendered_pdf_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('rendered_content_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('rendered_at', app.core.db.UTCDateTime(), nullable=True),
+    sa.Column('rendered_for_id', sa.Integer(), nullable=True),
     sa.Column('approved_at', app.core.db.UTCDateTime(), nullable=True),
     sa.Column('approved_by_id', sa.Integer(), nullable=True),
     sa.Column('ended_at', app.core.db.UTCDateTime(), nullable=True),
@@ -148,6 +150,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['ended_by_id'], ['app_user.id'], name=op.f('fk_signatory_scope_ended_by_id_app_user')),
     sa.ForeignKeyConstraint(['method_id'], ['analysis_method.id'], name=op.f('fk_signatory_scope_method_id_analysis_method')),
     sa.ForeignKeyConstraint(['proposed_by_id'], ['app_user.id'], name=op.f('fk_signatory_scope_proposed_by_id_app_user')),
+    sa.ForeignKeyConstraint(['rendered_for_id'], ['app_user.id'], name=op.f('fk_signatory_scope_rendered_for_id_app_user')),
     sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], name=op.f('fk_signatory_scope_user_id_app_user')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_signatory_scope'))
     )
