@@ -31,6 +31,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from app.core import job_queue
+
+        job_queue.queue_mode(settings)  # a wrong LIMS_JOB_QUEUE stops the start
+        job_queue.attach(app.state.db)
+        await asyncio.to_thread(job_queue.resume_jobs_logged, app.state.db, settings)
         task = None
         if settings.run_jobs:
             from app.core.jobs import run_scheduler
@@ -43,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            job_queue.detach(app.state.db)
             app.state.db.dispose()
 
     app = FastAPI(
