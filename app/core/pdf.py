@@ -75,15 +75,17 @@ def _url_fetcher() -> Any:
     return StaticOnlyFetcher(allowed_protocols=("file", "data"), timeout=5)
 
 
-def render_pdf(html: str, *, base_url: str | None = None) -> bytes:
+def render_pdf(html: str, *, base_url: str | None = None, pdf_variant: str | None = None) -> bytes:
     """The PDF of an HTML document. Relative URLs resolve against `base_url`, by default the
-    static directory (so `href="pdf.css"` finds static/pdf.css)."""
+    static directory (so `href="pdf.css"` finds static/pdf.css). `pdf_variant` names one of
+    WeasyPrint's variants, e.g. "pdf/a-3b" for an archival report (sRGB output intent, XMP
+    metadata with the PDF/A identification, file identifier)."""
     from weasyprint import HTML
 
     base = base_url or STATIC_DIR.resolve().as_uri() + "/"
     with _render_lock:
         document = HTML(string=html, base_url=base, url_fetcher=_url_fetcher())
-        return document.write_pdf(font_config=font_config())
+        return document.write_pdf(font_config=font_config(), pdf_variant=pdf_variant)
 
 
 # ---------------------------------------------------------------- templates for print
