@@ -90,8 +90,13 @@ class LabSigner:
     location: str
     demo: bool
     source: Path
-    font_file: Path
+    data_dir: Path
     tz: ZoneInfo
+
+    @property
+    def font_file(self) -> Path:
+        """The stamp's font, extracted on the first signature (verification never needs it)."""
+        return _stamp_font_in(self.data_dir)
 
     @property
     def fingerprint(self) -> str:
@@ -169,7 +174,7 @@ def _signer_from_pkcs12(settings: Settings, data: bytes, password: bytes | None,
         certificate_der=certificate.public_bytes(Encoding.DER),
         chain_der=tuple(c.public_bytes(Encoding.DER) for c in chain),
         lab_name=lab, location=location, demo=demo, source=source,
-        font_file=stamp_font(settings), tz=settings.tz,
+        data_dir=settings.ensure_data_dir(), tz=settings.tz,
     )
 
 
@@ -261,7 +266,11 @@ def _cjk_collection() -> Path:
 def stamp_font(settings: Settings) -> Path:
     """The Simplified Chinese face of Noto Sans CJK as a single-face OpenType file in the data
     dir (pyHanko subsets one face, not a collection), extracted on first use."""
-    target = settings.ensure_data_dir() / "fonts" / f"{STAMP_FACE}.otf"
+    return _stamp_font_in(settings.ensure_data_dir())
+
+
+def _stamp_font_in(data_dir: Path) -> Path:
+    target = data_dir / "fonts" / f"{STAMP_FACE}.otf"
     if target.is_file():
         return target
     source = _cjk_collection()
