@@ -32,6 +32,7 @@ from app.analysis.models import (
 )
 from app.core import audit
 from app.core.db import utcnow
+from app.core.errors import DomainError
 from app.core.permissions import Permission, ensure
 from app.core.signatures import ElectronicSignature, SignatureMeaning, SignatureView, check, sign
 from app.people.models import User
@@ -216,3 +217,52 @@ def record_not_analysed(session: Session, actor: User, sample: Sample, parameter
     _mark_results_entered(session, actor, [sample.id])
     return row
 
+
+
+# ---------------------------------------------------------------- signing a corrected batch again
+
+
+class BatchNotResignable(DomainError):
+    code = "batch_not_resignable"
+    message_zh = "分析批 {batch_no} 当前状态为“{state}”：只有已提交（分析人已签名）的分析批可以重新签署。"
+    message_en = "Batch {batch_no} is {state}: only a submitted batch (signed by the analyst) is signed again."
+
+
+class BatchSignatureIntact(DomainError):
+    code = "batch_signature_intact"
+    message_zh = "分析批 {batch_no} 的分析人签名仍然有效，无需重新签署。"
+    message_en = "The analyst's signature of batch {batch_no} still holds; there is nothing to sign again."
+
+
+def resign_batch(session: Session, analyst: User, batch: AnalysisBatch, password: str) -> AnalysisBatch:
+    """The analyst signs a submitted batch again after correcting results (a report was returned,
+    the revisions broke the first signature): QC is judged again as at submission, a new
+    `analysed` signature binds the corrected content and replaces the batch's signature; the old
+    one stays on record, broken. Refused while the signature still holds."""
+    ensure(session, analyst, Permission.ANALYSIS_RECORD)
+    batch = qc.locked(session, batch)
+    if batch.state != BatchState.SUBMITTED.value:
+        raise BatchNotResignable(batch_no=batch.batch_no, state=batch.state)
+    qc.assert_analyst(session, analyst, batch)
+    view = signature_view(session, batch)
+    if view is not None and view.intact:
+        raise BatchSignatureIntact(batch_no=batch.batch_no)
+    moment = utcnow()
+    missing = missing_results(session, batch)
+    if missing:
+        raise errors.ResultsMissing(missing="; ".join(missing))
+    outcome = qc.run_evaluation(session, analyst, batch, moment)
+    if outcome.unanswered:
+        named = [qc.check_words(e) for e in outcome.unanswered]
+        raise errors.QcFailureUnresolved(failures_zh="；".join(zh for zh, _ in named),
+                                         failures_en="; ".join(en for _, en in named))
+    signature = sign(session, analyst, password, SignatureMeaning.ANALYSED, SIGNED_ENTITY, batch.id,
+                     signed_content(session, batch))
+    previous = batch.signature_id
+    batch.state, batch.signature_id = BatchState.SUBMITTED.value, signature.id
+    session.flush()
+    audit.append(session, analyst, "analysis.batch_resigned", "analysis_batch", batch.id,
+                 {"signature_id": previous, "content_hash": view.signature.content_hash if view else None}, {
+                     "batch_no": batch.batch_no, "state": batch.state, "signature_id": signature.id,
+                     "content_hash": signature.content_hash, "qc_run": outcome.run, "qc_passed": batch.qc_passed})
+    return batch
