@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.analysis import batches, methods, worksheet
 from app.analysis.batches import StandardChoice
+from app.analysis.codes import clean_code
 from app.analysis.models import MethodVersion
 from app.analysis.names import BATCH_STATE_NAMES as STATE_NAMES
 from app.analysis.names import ROLE_NAMES
@@ -253,7 +254,7 @@ def _scan_batch(session: Session, user: User, permissions: frozenset[Permission]
     """A scanned analysis-batch number (AB26-00001) opens its worksheet."""
     if Permission.ANALYSIS_READ not in permissions:
         return None
-    cleaned = batches.clean_code(code)
+    cleaned = clean_code(code)
     if not batches.CODE_RE.match(cleaned):
         return None
     try:

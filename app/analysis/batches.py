@@ -37,6 +37,7 @@ from sqlalchemy.sql.selectable import CTE
 
 from app.analysis import batch_errors as errors
 from app.analysis import curves, methods, qualifications
+from app.analysis.codes import clean_code
 from app.analysis.models import (
     AnalysisBatch,
     AnalysisResult,
@@ -262,16 +263,12 @@ def clean_sample_nos(sample_nos: str | Iterable[str]) -> list[str]:
 # ---------------------------------------------------------------- lookups
 
 
-def clean_code(code: str) -> str:
-    return re.sub(r"\s+", "", code or "").upper()[:30]
-
-
 def batch_by_no(session: Session, batch_no: str) -> AnalysisBatch:
     cleaned = clean_code(batch_no)
     batch = session.scalars(select(AnalysisBatch).where(AnalysisBatch.batch_no == cleaned)).first() \
         if cleaned else None
     if batch is None:
-        raise errors.BatchNotFound(batch=cleaned or "—")
+        raise errors.BatchNotFound(batch=cleaned[:30] or "—")
     return batch
 
 

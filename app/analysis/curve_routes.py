@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.analysis import curves, svg_plot
+from app.analysis.codes import clean_code
 from app.analysis.models import CurveKind
 from app.analysis.numbers import round_gbt8170
 from app.core.auth import DbSession, require
@@ -170,7 +171,7 @@ def _scan_curve(session: Session, user: User, permissions: frozenset[Permission]
     """A scanned or typed curve code (CC26-00001) opens its page."""
     if Permission.ANALYSIS_READ not in permissions:
         return None
-    cleaned = curves.clean_code(code)
+    cleaned = clean_code(code)
     if not curves.CODE_RE.match(cleaned):
         return None
     with contextlib.suppress(DomainError):

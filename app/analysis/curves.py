@@ -31,6 +31,7 @@ from sqlalchemy.sql.selectable import CTE
 
 from app.analysis import curve_errors as errors
 from app.analysis import methods, numbers
+from app.analysis.codes import clean_code
 from app.analysis.models import (
     CalibrationCurve,
     CalibrationPoint,
@@ -382,16 +383,12 @@ def in_range(curve: CalibrationCurve, concentration: Decimal) -> bool:
 # ---------------------------------------------------------------- reading
 
 
-def clean_code(code: str) -> str:
-    return re.sub(r"\s+", "", code or "").upper()[:30]
-
-
 def curve_by_code(session: Session, code: str) -> CalibrationCurve:
     cleaned = clean_code(code)
     curve = session.scalars(select(CalibrationCurve).where(CalibrationCurve.code == cleaned)).first() \
         if cleaned else None
     if curve is None:
-        raise errors.CurveNotFound(curve=cleaned or "—")
+        raise errors.CurveNotFound(curve=cleaned[:30] or "—")
     return curve
 
 

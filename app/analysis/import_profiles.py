@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.analysis import import_errors as errors
+from app.analysis.codes import clean_code
 from app.analysis.import_parsers import normalise, validate_mapping
 from app.analysis.models import ImportProfile
 from app.core import audit
@@ -90,10 +91,6 @@ def aliases_of(profile: ImportProfile) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- lookups
-
-
-def clean_code(code: str) -> str:
-    return re.sub(r"\s+", "", code or "").upper()
 
 
 def profile_by_code(session: Session, code: str) -> ImportProfile:

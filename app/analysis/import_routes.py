@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from app.analysis import import_errors as errors
 from app.analysis import import_profiles as profiles
 from app.analysis import imports
+from app.analysis.codes import clean_code
 from app.analysis.import_parsers import validate_mapping
 from app.analysis.models import ImportProfile
 from app.analysis.results import batch_by_no
@@ -251,7 +252,7 @@ def _preview(form: ProfileForm, upload: UploadFile | None, request: Request) -> 
     """The file read with the mapping as typed; nothing saved."""
     mapping = validate_mapping(form.mapping())
     _, content = read_upload(request, upload)
-    trial = ImportProfile(code=profiles.clean_code(form.code) or "PREVIEW", name=form.name, builtin="",
+    trial = ImportProfile(code=clean_code(form.code) or "PREVIEW", name=form.name, builtin="",
                           file_format=mapping["format"], mapping=canonical_json(mapping))
     parsed, rows = imports.preview(trial, content)
     language = current_language()

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from app.analysis import import_errors as errors
 from app.analysis import import_profiles as profiles
 from app.analysis import result_errors
+from app.analysis.codes import clean_code
 from app.analysis.import_parsers import ParsedExport, ParsedRow, normalise, parse_export
 from app.analysis.models import AnalysisBatch, BatchPosition, BatchState, ImportProfile, PositionRole, ResultImport
 from app.analysis.results import ReadingInput, batch_parameters, record_results
@@ -87,7 +88,7 @@ class Matching:
 
 
 def import_by_code(session: Session, code: str) -> ResultImport:
-    cleaned = "".join((code or "").split()).upper()
+    cleaned = clean_code(code)
     found = session.scalars(select(ResultImport).where(ResultImport.code == cleaned)).first() if cleaned else None
     if found is None:
         raise errors.ImportNotFound(which=cleaned[:20] or "—")
