@@ -38,6 +38,15 @@ class CertificateDatesInvalid(InvalidInput):
     message_en = "The certificate's end of validity ({valid_to}) must be after its start ({valid_from})."
 
 
+class CertificateAlreadyRecorded(DomainError):
+    code = "cma_certificate_recorded"
+    http_status = 409
+    message_zh = ("证书 {certificate_no} 已登记（记录 #{record}）。如需更正其项目，请以“更正”方式重新登记该证书，"
+                  "并导入完整、正确的项目清单。")
+    message_en = ("Certificate {certificate_no} is already recorded (record #{record}). To correct its items, record "
+                  "it again as a correction with the full, correct list of items.")
+
+
 class CertificateReplaced(DomainError):
     code = "cma_certificate_replaced"
     http_status = 409
@@ -68,8 +77,8 @@ class FormulaCell(InvalidInput):
 class ItemAlreadyOnCertificate(DomainError):
     code = "cma_item_duplicate"
     http_status = 409
-    message_zh = "证书 {certificate_no} 已包含 {item}。"
-    message_en = "Certificate {certificate_no} already holds {item}."
+    message_zh = "证书 {certificate_no} 已包含 {item_zh}。"
+    message_en = "Certificate {certificate_no} already holds {item_en}."
 
 
 class CsvRefused(InvalidInput):
@@ -90,6 +99,18 @@ class CsvRefused(InvalidInput):
             message_en=self.message_en.replace("{summary}", "; ".join(
                 f"line {n}: {e.message('en')}" for n, e in shown).replace("{", "{{").replace("}", "}}") + more_en),
             count=len(problems), **params)
+
+
+class CsvTooLarge(InvalidInput):
+    code = "cma_csv_too_large"
+    message_zh = "CSV 文件过大（上限 {limit_kb} KB）。"
+    message_en = "The CSV file is too large (limit {limit_kb} KB)."
+
+
+class CsvUnreadable(InvalidInput):
+    code = "cma_csv_unreadable"
+    message_zh = "无法解析该行：{detail}"
+    message_en = "The line cannot be read: {detail}"
 
 
 class CsvEncodingUnknown(InvalidInput):
@@ -124,8 +145,8 @@ class CsvLineMalformed(InvalidInput):
 
 class CsvDuplicateLine(InvalidInput):
     code = "cma_csv_duplicate"
-    message_zh = "{item} 与第 {first} 行重复。"
-    message_en = "{item} repeats line {first}."
+    message_zh = "{item_zh} 与第 {first} 行重复。"
+    message_en = "{item_en} repeats line {first}."
 
 
 # ---------------------------------------------------------------- signatory scopes
