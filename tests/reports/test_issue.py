@@ -39,9 +39,14 @@ def _inline_jobs(settings):
 
 def reviewed_report(db, cast, samples=None, **kwargs) -> Report:
     """A report whose compile, check and review signatures hold (written straight into the tables)."""
-    report = make_report(db, cast.preparer, samples or cast.samples, state="reviewed", **kwargs)
+    return sign_levels(db, cast, make_report(db, cast.preparer, samples or cast.samples, **kwargs))
+
+
+def sign_levels(db, cast, report: Report) -> Report:
+    """Compile, check and review signed by the cast over the content now; the report awaits 签发."""
     with db.transaction() as session:
         row = session.get(Report, report.id)
+        row.state = "reviewed"
         content = load_content(session, row)
         for level, who, meaning in LEVELS:
             person = getattr(cast, who)
@@ -49,7 +54,7 @@ def reviewed_report(db, cast, samples=None, **kwargs) -> Report:
             session.add(ReviewAct(report_id=row.id, level=level.value, outcome="signed",
                                   content_sha256=content.content_sha256, signature_id=signature.id,
                                   acted_at=utcnow(), actor_id=person.id))
-    return report
+    return fresh(db, report)
 
 
 def fresh(db, report: Report) -> Report:
