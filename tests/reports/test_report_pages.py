@@ -12,11 +12,23 @@ from sqlalchemy import func, select
 
 from app.core.audit import AuditEvent
 from app.reports.models import Report, ReportSample
-from tests.conftest import login
+from tests.analysis.conftest import samples_in_lab
+from tests.analysis.qc_fixtures import PASSING, STANDARD_LAYOUT, enter, running_batch, submit
+from tests.conftest import PASSWORD, login
 from tests.reports.conftest import make_report
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 ROW = re.compile(r'data-report="([^"]+)"')
+
+
+def ten_sample_batch(db, users, method, instrument) -> list:
+    """Ten samples analysed in one QC-passed batch signed by users['analyst']."""
+    samples = samples_in_lab(db, users["custodian"], count=10, prefix="WS03-261204")
+    layout = STANDARD_LAYOUT + tuple((f"S-{i:03d}", "sample", i - 1, None, {}) for i in range(3, 11))
+    bench = running_batch(db, users["analyst"], method, samples, instrument=instrument, layout=layout)
+    enter(db, bench, {**PASSING, **{f"S-{i:03d}": f"0.{i + 30}" for i in range(3, 11)}})
+    submit(db, bench, PASSWORD)
+    return samples
 
 
 def counts(db) -> tuple[int, int, int]:
@@ -77,3 +89,100 @@ def test_the_list_needs_a_sign_in(client):
 def test_the_nav_names_reports(client, users):
     login(client, "analyst")
     assert 'href="/reports"' in client.get("/dashboard").text
+
+
+# ---------------------------------------------------------------- preparing a new report
+
+
+def test_preparing_a_report_through_the_form(db, reportable, client):
+    token = login(client, reportable.preparer.username)
+    page = client.get("/reports/new")
+    assert page.status_code == 200 and 'id="new-report"' in page.text
+    assert re.findall(r'<tr data-sample="([^"]+)"', page.text) == [s.sample_no for s in reportable.samples]
+    narrowed = client.get(f"/reports/new?pick_text={reportable.samples[1].sample_no[-3:]}")
+    assert re.findall(r'<tr data-sample="([^"]+)"', narrowed.text) == [reportable.samples[1].sample_no]
+    answer = client.post("/reports/new", data={
+        "csrf_token": token, "title": "江城河断面监测报告", "language": "zh", "client_name": "",
+        "samples": [s.sample_no for s in reportable.samples]})
+    assert answer.status_code == 303, answer.text
+    number = answer.headers["location"].removeprefix("/reports/")
+    shown = client.get(answer.headers["location"])
+    assert shown.status_code == 200 and "江城河断面监测报告" in shown.text
+    assert re.findall(r'<tr data-sample="([^"]+)" data-parameter="NH3-N"', shown.text) == [
+        s.sample_no for s in reportable.samples]
+    assert 'id="submit-form"' in shown.text  # the preparer signs it
+    with db.reading() as session:
+        report = session.scalars(select(Report).where(Report.report_no == number)).one()
+        assert report.prepared_by_id == reportable.preparer.id and report.state == "draft"
+    # on a live report now, the samples are no longer offered
+    assert re.findall(r'<tr data-sample="', client.get("/reports/new").text) == []
+
+
+def test_a_refused_new_report_keeps_what_was_typed_and_saves_nothing(db, reportable, client):
+    token = login(client, reportable.preparer.username)
+    before = counts(db)
+    answer = client.post("/reports/new", data={"csrf_token": token, "title": "只有标题的报告", "language": "zh",
+                                               "client_contact": "王工 138"})
+    assert answer.status_code == 422 and 'data-code="report_needs_samples"' in answer.text
+    assert 'value="只有标题的报告"' in answer.text and 'value="王工 138"' in answer.text
+    chosen = reportable.samples[0].sample_no
+    answer = client.post("/reports/new", data={"csrf_token": token, "title": "", "language": "zh",
+                                               "samples": [chosen]})
+    assert answer.status_code == 422 and 'data-code="report_field_invalid"' in answer.text
+    assert re.search(rf'value="{chosen}" aria-label="{chosen}" checked', answer.text)  # the tick is kept
+    answer = client.post("/reports/new", data={"csrf_token": token, "title": "报告", "language": "fr",
+                                               "samples": [chosen]})
+    assert answer.status_code == 422 and 'data-code="invalid_report_language"' in answer.text
+    answer = client.post("/reports/new", data={"csrf_token": token, "title": "报告", "limit_set": "99999",
+                                               "samples": [chosen]})
+    assert answer.status_code == 404 and 'data-code="limit_set_not_found"' in answer.text
+    assert client.post("/reports/new", data={"csrf_token": token, "title": "报告", "limit_set": "x1",
+                                             "samples": [chosen]}).status_code == 422
+    assert client.post("/reports/new", data={"csrf_token": token, "title": "x" * 201,
+                                             "samples": [chosen]}).status_code == 422
+    assert counts(db) == before
+
+
+def test_the_picker_filters_and_turns_pages_keeping_the_form(db, reportable, client):
+    token = login(client, reportable.preparer.username)
+    before = counts(db)
+    first, second = (s.sample_no for s in reportable.samples)
+    answer = client.post("/reports/new", data={"csrf_token": token, "title": "筛选时保留的标题", "samples": [first],
+                                               "pick_text": second[-3:], "pick_page": "1"})
+    assert answer.status_code == 200 and 'value="筛选时保留的标题"' in answer.text
+    assert re.findall(r'<tr data-sample="([^"]+)"', answer.text) == [second]
+    assert f'<input type="hidden" name="samples" value="{first}">' in answer.text  # ticked elsewhere, kept
+    assert counts(db) == before
+
+
+def test_only_preparers_open_the_form(client, users):
+    login(client, users["checker"].username)
+    assert client.get("/reports/new").status_code == 403
+    login(client, users["inspector"].username)
+    assert client.get("/reports/new").status_code == 403
+
+
+# ---------------------------------------------------------------- the report's page
+
+
+def test_the_report_page_shows_what_the_report_says(db, users, reportable, uv, client, count_queries):
+    report = make_report(db, reportable.preparer, reportable.samples, client_name="江城市生态环境局")
+    login(client, users["checker"].username)
+    with count_queries() as few:
+        page = client.get(f"/reports/{report.report_no}")
+    assert page.status_code == 200 and CHINESE.search(page.text)
+    assert "江城市生态环境局" in page.text and 'data-state="draft"' in page.text
+    rows = re.findall(r'<tr data-sample="([^"]+)" data-parameter="([^"]+)"', page.text)
+    assert rows == [(s.sample_no, "NH3-N") for s in reportable.samples]
+    assert "0.512" in page.text and "HJ 535-2009" in page.text
+    assert 'id="checklist"' in page.text and 'data-check=' in page.text
+    assert 'id="history"' in page.text
+    assert 'id="submit-form"' not in page.text and 'id="header-form"' not in page.text  # a checker prepares nothing
+    assert client.get("/reports/BG1999-9999").status_code == 404
+    assert client.get("/reports/" + "X" * 41).status_code == 422
+    # ten samples (in one batch, as the two are): the same number of queries
+    big = make_report(db, reportable.preparer, ten_sample_batch(db, users, reportable.method, uv))
+    with count_queries() as many:
+        page = client.get(f"/reports/{big.report_no}")
+    assert len(re.findall(r'<tr data-sample="', page.text)) == 10
+    assert many.count == few.count, (few.count, many.count)
