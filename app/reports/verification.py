@@ -22,19 +22,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.core.errors import NotFound
+from app.core.errors import NotFound, PayloadTooLarge
+from app.core.files import EmptyFile, UnsupportedFileType
 from app.reports.models import Report, ReportState
 from app.reports.signing import DEMO_DIR, DEMO_PEM, SigningCertificateUnavailable, lab_signer
 
 log = logging.getLogger("lims")
 
 PDF_MAGIC = b"%PDF-"
+MAX_VERIFY_UPLOAD_MB = 20
 TRUSTED_DIR = "trusted"  # <data dir>/signing/trusted/*.pem: earlier lab certificates still vouched for
 PUBLISHED_STATES = (ReportState.ISSUED.value, ReportState.SUPERSEDED.value, ReportState.WITHDRAWN.value)
 
@@ -93,6 +95,18 @@ class VerificationOutcome:
     def matches(self, report: Report) -> bool:
         """The file is the one issued as `report` (the record a verify page shows)."""
         return self.genuine and self.report is not None and self.report.id == report.id
+
+
+class VerifyUploadTooLarge(PayloadTooLarge):
+    code = "verify_upload_too_large"
+    message_zh = "文件过大：待验证的报告 PDF 最大 {limit_mb} MB。"
+    message_en = "The file is too large: a report PDF to verify may be at most {limit_mb} MB."
+
+
+class NotAPdf(UnsupportedFileType):
+    code = "not_a_pdf"
+    message_zh = "上传的文件不是 PDF：请选择本实验室出具的报告 PDF 文件。"
+    message_en = "The uploaded file is not a PDF: choose the report PDF issued by the lab."
 
 
 class VerifiedReportNotFound(NotFound):
@@ -203,19 +217,64 @@ def report_by_pdf_hash(session: Session, sha256: str) -> Report | None:
     ).first()
 
 
-def record_status(session: Session, report: Report, settings: Settings) -> tuple[VerificationStatus, str,
-                                                                                   Report | None, dict[str, Any]]:
-    """A published report's standing now: (status, reason code, superseding report, params)."""
+# what a published report's record says now, without a file: status -> (zh, en)
+STANDINGS: dict[VerificationStatus, tuple[str, str]] = {
+    VerificationStatus.VALID: ("报告 {report_no} 有效。", "Report {report_no} is in force."),
+    VerificationStatus.SUPERSEDED: ("报告 {report_no} 已被 {superseded_by} 替代。",
+                                    "Report {report_no} was superseded by {superseded_by}."),
+    VerificationStatus.WITHDRAWN: ("报告 {report_no} 已于 {withdrawn_on} 撤回：{withdrawal_reason}",
+                                   "Report {report_no} was withdrawn on {withdrawn_on}: {withdrawal_reason}"),
+}
+
+
+@dataclass
+class Standing:
+    """A published report's standing now: in force, superseded (by which), or withdrawn."""
+
+    status: VerificationStatus
+    reason_code: str  # the REASONS entry for a file that matches this report
+    successor: Report | None
+    params: dict[str, Any]
+
+    def text(self, language: str) -> str:
+        zh, en = STANDINGS[self.status]
+        return (zh if language.startswith("zh") else en).format(**self.params)
+
+
+def record_status(session: Session, report: Report, settings: Settings) -> Standing:
     params: dict[str, Any] = {"report_no": report.report_no}
     if report.state == ReportState.WITHDRAWN.value:
         params.update(withdrawn_on=report.withdrawn_at.astimezone(settings.tz).date().isoformat()
                       if report.withdrawn_at else "", withdrawal_reason=report.withdrawal_reason)
-        return VerificationStatus.WITHDRAWN, "withdrawn", None, params
+        return Standing(VerificationStatus.WITHDRAWN, "withdrawn", None, params)
     if report.state == ReportState.SUPERSEDED.value:
         successor = session.get(Report, report.superseded_by_id) if report.superseded_by_id else None
         params["superseded_by"] = successor.report_no if successor else "?"
-        return VerificationStatus.SUPERSEDED, "superseded", successor, params
-    return VerificationStatus.VALID, "issued", None, params
+        return Standing(VerificationStatus.SUPERSEDED, "superseded", successor, params)
+    return Standing(VerificationStatus.VALID, "issued", None, params)
+
+
+def published_report_by_token(session: Session, token: str) -> Report | None:
+    """The report a QR code names, once issued (a draft's token names nothing in public)."""
+    if not token or len(token) > 40:
+        return None
+    return session.scalars(
+        select(Report).where(Report.verify_token == token, Report.state.in_(PUBLISHED_STATES)).limit(1)
+    ).first()
+
+
+def read_pdf_upload(stream: BinaryIO | None, max_bytes: int = MAX_VERIFY_UPLOAD_MB * 1024 * 1024) -> bytes:
+    """An uploaded file to verify, read up to the limit: a PDF by its first bytes, not its name."""
+    if stream is None:
+        raise EmptyFile()
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise VerifyUploadTooLarge(limit_mb=max_bytes // (1024 * 1024))
+    if not data:
+        raise EmptyFile()
+    if not data.startswith(PDF_MAGIC):
+        raise NotAPdf()
+    return data
 
 
 def verify_report_file(session: Session, data: bytes, settings: Settings) -> VerificationOutcome:
@@ -234,6 +293,7 @@ def verify_report_file(session: Session, data: bytes, settings: Settings) -> Ver
     if report is None:
         return VerificationOutcome(VerificationStatus.UNKNOWN, "not_issued", sha256,
                                    signer_subject=check.signer_subject, signed_at=check.signed_at)
-    status, reason, successor, params = record_status(session, report, settings)
-    return VerificationOutcome(status, reason, sha256, report=report, superseded_by=successor,
-                               signer_subject=check.signer_subject, signed_at=check.signed_at, params=params)
+    standing = record_status(session, report, settings)
+    return VerificationOutcome(standing.status, standing.reason_code, sha256, report=report,
+                               superseded_by=standing.successor, signer_subject=check.signer_subject,
+                               signed_at=check.signed_at, params=standing.params)
