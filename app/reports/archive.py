@@ -650,6 +650,12 @@ def years_after(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
+def retain_until_for(session: Session, settings: Settings, issued_at: datetime) -> date:
+    """The day until which a report issued at `issued_at` is kept: its issue day in the lab's
+    calendar plus `report_retention_years` (what `Report.retain_until` is set to at issue)."""
+    return years_after(lab_calendar(session).local_date(issued_at), settings.report_retention_years)
+
+
 def retention_of(session: Session, settings: Settings, report: Report) -> dict[str, dict[str, Any]]:
     """How long each record type is kept, counted from the report's issue (DOMAIN.md §4.7)."""
     issued_on = lab_calendar(session).local_date(report.issued_at)
@@ -876,10 +882,12 @@ def _manifest_entries(archive: zipfile.ZipFile, names: list[str]) -> tuple[dict[
     return manifest, entries
 
 
-def _check_events(archive: zipfile.ZipFile) -> None:
+def _check_events(archive: zipfile.ZipFile, anchor: tuple[Any, Any]) -> None:
     """Recompute each event's hash from its prev_hash and canonical content; consecutive events
-    must link (seq n + 1 names the hash of seq n)."""
+    must link (seq n + 1 names the hash of seq n); the audit head printed on the report (`anchor`:
+    seq, hash), when it is one of these events, must be that event's hash."""
     previous: dict[str, Any] | None = None
+    anchor_seq, anchor_hash = anchor
     try:
         with archive.open(EVENTS) as raw:
             for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), start=1):
@@ -900,6 +908,8 @@ def _check_events(archive: zipfile.ZipFile) -> None:
                         raise _Bad(EVENTS, f"event {seq}: out of chain order after event {previous['seq']}")
                     if seq == previous["seq"] + 1 and event["prev_hash"] != previous["hash"]:
                         raise _Bad(EVENTS, f"event {seq}: does not link to event {previous['seq']}")
+                if seq == anchor_seq and event["hash"] != anchor_hash:
+                    raise _Bad(EVENTS, f"event {seq}: not the audit head printed on the report")
                 previous = event
     except (*_UNREADABLE, UnicodeDecodeError) as exc:
         raise _Bad(EVENTS, f"unreadable ({exc})") from None
@@ -940,7 +950,7 @@ def verify_package(path: Path) -> PackageCheck:
                            "the report PDF does not match the hash recorded at issue")
             if EVENTS not in listed:
                 raise _Bad(EVENTS, "the audit events are not listed in the manifest")
-            _check_events(archive)
+            _check_events(archive, (report.get("audit_seq"), report.get("audit_hash")))
     except _Bad as bad:
         return PackageCheck(False, bad.entry, bad.reason, len(entries))
     return PackageCheck(True, None, "intact", len(entries))

@@ -331,6 +331,21 @@ def test_an_audit_event_edited_consistently_in_the_manifest_is_named_by_its_seq(
     assert f"event {events[victim]['seq']}" in check.reason
 
 
+def test_the_audit_head_printed_on_the_report_must_be_the_exported_event(package, issued, tmp_path):
+    """The fixture's report anchors the custody event, which the package holds: a manifest that
+    claims another head hash (rehashed consistently) is caught by the chain."""
+    manifest = manifest_of(package)
+    assert manifest["report"]["audit_seq"] == issued.report.audit_seq
+    manifest["report"]["audit_hash"] = "f" * 64
+    text = json.dumps(manifest, ensure_ascii=False, sort_keys=True, indent=1).encode()
+    forged = rewrite(package, tmp_path / "bad.zip", lambda name, data: {
+        "manifest.json": text,
+        "manifest.sha256": f"{hashlib.sha256(text).hexdigest()}  manifest.json\n".encode()}.get(name, data))
+    check = verify_package(forged)
+    assert (check.ok, check.first_bad) == (False, "audit/events.jsonl")
+    assert f"event {issued.report.audit_seq}: not the audit head" in check.reason
+
+
 def test_a_pdf_swapped_consistently_in_the_manifest_is_named(package, issued, tmp_path):
     name = f"report/{issued.report.report_no}.pdf"
     check = verify_package(_with_consistent_manifest(package, tmp_path / "bad.zip", name, render_pdf("<p>假</p>")))
@@ -344,6 +359,51 @@ def test_a_file_that_is_no_zip_is_bad(tmp_path):
     check = verify_package(path)
     assert (check.ok, check.first_bad) == (False, "notes.zip")
     assert not verify_package(tmp_path / "absent.zip").ok
+
+
+def test_an_amendment_carries_the_pdf_it_replaces_and_the_original_names_it(db, settings, issued, store,
+                                                                             tmp_path):
+    original = issued.report
+    amendment = make_report(db, issued.reportable.preparer, issued.reportable.samples, state="issued",
+                            report_no=f"{original.report_no}-A1")
+    with db.transaction() as session:
+        row = session.get(Report, amendment.id)
+        row.amends_id, row.revision, row.amendment_reason = original.id, 1, "采样时间更正"
+    amendment = issue(db, amendment, store, issued.reportable.signatory, render_pdf("<p>更正报告</p>"))
+    with db.transaction() as session:
+        old = session.get(Report, original.id)
+        old.state, old.superseded_by_id = "superseded", amendment.id
+
+    new_package = export(db, settings, amendment.report_no, tmp_path / "a1.zip").path
+    assert verify_package(new_package).ok
+    with zipfile.ZipFile(new_package) as z:
+        assert z.read(f"report/amends/{original.report_no}.pdf") == issued.pdf
+    assert manifest_of(new_package)["report"]["amends"] == original.report_no
+
+    old_package = export(db, settings, original.report_no, tmp_path / "a0.zip").path
+    assert verify_package(old_package).ok
+    described = manifest_of(old_package)["report"]
+    assert (described["state"], described["superseded_by"]) == ("superseded", amendment.report_no)
+
+
+def test_a_withdrawn_report_is_archived_with_its_reason(db, settings, issued, users, tmp_path):
+    with db.transaction() as session:
+        row = session.get(Report, issued.report.id)
+        row.state, row.withdrawn_at, row.withdrawal_reason = "withdrawn", utcnow(), "委托方样品信息有误"
+        row.withdrawn_by_id = users["quality_manager"].id
+    package = export(db, settings, issued.report.report_no, tmp_path / "w.zip").path
+    assert verify_package(package).ok
+    described = manifest_of(package)["report"]
+    assert (described["state"], described["withdrawal_reason"]) == ("withdrawn", "委托方样品信息有误")
+
+
+def test_retain_until_counts_years_from_the_lab_day_of_issue(db, settings):
+    from datetime import UTC, date, datetime
+
+    with db.reading() as session:
+        # 2028-02-28 17:00 UTC is 29 February in Shanghai; six years on there is no 29 February
+        assert archive.retain_until_for(session, settings, datetime(2028, 2, 28, 17, tzinfo=UTC)) == date(2034, 2, 28)
+        assert archive.retain_until_for(session, settings, datetime(2026, 12, 3, 17, tzinfo=UTC)) == date(2032, 12, 4)
 
 
 # ---------------------------------------------------------------- refusals
