@@ -1,0 +1,187 @@
+"""The review checklist, computed from the records: each item passes on clean data and turns to
+warn or fail on its own cause (QC failure unresolved or qualified, holding time exceeded with or
+without a deviation, instrument out of service at measurement, analyst without a 上岗证 at the
+start, broken batch signature, custody gap, revised results, pending lines), registered sources
+add items, and the query count does not grow with the number of samples."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal as D
+
+import pytest
+from sqlalchemy import select, update
+
+from app.analysis.models import AnalysisBatch, CorrectiveAction, QcEvaluation, Qualification
+from app.core.db import utcnow
+from app.instruments.models import ServiceChange
+from app.reports import checklist
+from app.reports.content import load_content
+from app.reports.models import Report
+from app.samples.lab_models import HoldingClock, HoldingDeviation
+from app.samples.models import Sample, SampleParameter
+from tests.analysis.qc_fixtures import enter
+from tests.reports.conftest import make_report
+
+
+def compute(db, report) -> checklist.Checklist:
+    with db.reading() as session:
+        row = session.get(Report, report.id)
+        return checklist.compute_checklist(session, row, load_content(session, row))
+
+
+def statuses(found: checklist.Checklist) -> dict[str, str]:
+    return {i.code: i.status for i in found.items}
+
+
+def details(found: checklist.Checklist, code: str) -> str:
+    return " | ".join(found.by_code()[code].lines("en"))
+
+
+CODES = ["completeness", "qc", "holding", "instruments", "materials", "analysts", "analyst_signatures", "custody",
+         "receipt", "revisions"]
+
+
+def test_clean_data_passes_every_item(db, reportable):
+    report = make_report(db, reportable.preparer, reportable.samples)
+    found = compute(db, report)
+    assert [i.code for i in found.items] == CODES
+    assert statuses(found) == dict.fromkeys(CODES, "ok")
+    assert not found.blocking
+
+
+def test_pending_lines_fail_completeness(db, reportable):
+    report = make_report(db, reportable.preparer, reportable.samples)
+    with db.transaction() as session:
+        session.add(SampleParameter(sample_id=reportable.samples[0].id, parameter="TP"))
+    found = compute(db, report)
+    assert statuses(found)["completeness"] == "fail" and found.blocking
+    assert f"{reportable.samples[0].sample_no} TP" in details(found, "completeness")
+
+
+def _failed_check(db, reportable) -> QcEvaluation:
+    with db.transaction() as session:
+        last = session.scalars(select(QcEvaluation).where(QcEvaluation.batch_id == reportable.bench.batch.id)
+                               .order_by(QcEvaluation.run.desc(), QcEvaluation.id)).first()
+        row = QcEvaluation(batch_id=last.batch_id, run=last.run + 1, method_id=last.method_id, parameter="NH3-N",
+                           kind="spike", position_id=reportable.bench.positions["S-002SP"].id, value=D("62.5"),
+                           limit_low=D("80"), limit_high=D("120"), passed=False, detail='{"label":"S-002SP"}',
+                           evaluated_at=utcnow())
+        session.add(row)
+        session.flush()
+        session.expunge(row)
+        return row
+
+
+def test_an_unresolved_qc_failure_fails_and_a_qualifier_warns(db, reportable):
+    report = make_report(db, reportable.preparer, reportable.samples)
+    failed = _failed_check(db, reportable)
+    found = compute(db, report)
+    assert statuses(found)["qc"] == "fail"
+    assert "S-002SP" in details(found, "qc") and "no corrective action" in details(found, "qc")
+    with db.transaction() as session:
+        session.add(CorrectiveAction(batch_id=failed.batch_id, evaluation_id=failed.id, kind="qualifier",
+                                     qualifier="Q-SPK", justification="matrix interference documented",
+                                     recorded_at=utcnow(), recorded_by_id=reportable.analyst.id))
+    found = compute(db, report)
+    assert statuses(found)["qc"] == "warn"
+    assert "qualifier Q-SPK" in details(found, "qc")
+
+
+def test_holding_time_exceeded_fails_and_a_deviation_warns(db, reportable):
+    report = make_report(db, reportable.preparer, reportable.samples)
+    sample = reportable.samples[0]
+    with db.transaction() as session:
+        started = session.get(AnalysisBatch, reportable.bench.batch.id).started_at
+        session.execute(update(HoldingClock).where(HoldingClock.sample_id == sample.id)
+                        .values(deadline_at=started - timedelta(hours=1)))
+    found = compute(db, report)
+    assert statuses(found)["holding"] == "fail"
+    assert f"{sample.sample_no} NH3-N" in details(found, "holding")
+    with db.transaction() as session:
+        session.add(HoldingDeviation(sample_id=sample.id, parameter="NH3-N", act="analysis",
+                                     reason="instrument repair delayed the analysis", recorded_at=utcnow(),
+                                     recorded_by_id=reportable.analyst.id))
+    found = compute(db, report)
+    assert statuses(found)["holding"] == "warn"
+    assert "instrument repair delayed" in details(found, "holding")
+
+
+def test_an_instrument_out_of_service_at_measurement_fails(db, reportable, uv):
+    report = make_report(db, reportable.preparer, reportable.samples)
+    moment = utcnow() - timedelta(hours=3)
+    with db.transaction() as session:
+        session.add(ServiceChange(instrument_id=uv.id, action="out_of_service", reason="lamp failure",
+                                  effective_from=moment, event_day=moment.date(), recorded_at=utcnow(),
+                                  recorded_by_id=reportable.analyst.id))
+    found = compute(db, report)
+    assert statuses(found)["instruments"] == "fail"
+    assert uv.asset_no in details(found, "instruments")
+
+
+def test_an_analyst_without_a_qualification_at_the_start_fails(db, reportable):
+    report = make_report(db, reportable.preparer, reportable.samples)
+    with db.transaction() as session:
+        started = session.get(AnalysisBatch, reportable.bench.batch.id).started_at
+        session.execute(update(Qualification).where(Qualification.user_id == reportable.analyst.id)
+                        .values(revoked_at=started - timedelta(minutes=5), revoked_by_id=reportable.analyst.id,
+                                revoke_reason="test"))
+    found = compute(db, report)
+    assert statuses(found)["analysts"] == "fail"
+    assert reportable.bench.batch.batch_no in details(found, "analysts")
+
+
+def test_a_broken_batch_signature_fails(db, reportable):
+    report = make_report(db, reportable.preparer, reportable.samples)
+    enter(db, reportable.bench, {"BLK1": "0.019"}, reason="blank re-read after rinsing")
+    found = compute(db, report)
+    assert statuses(found)["analyst_signatures"] == "fail"
+    assert "re-sign the corrected batch" in details(found, "analyst_signatures")
+
+
+def test_custody_gap_and_revisions_warn(db, reportable):
+    report = make_report(db, reportable.preparer, reportable.samples)
+    with db.transaction() as session:
+        session.execute(update(Sample).where(Sample.id == reportable.samples[1].id).values(custody_gap=True))
+    enter(db, reportable.bench, {"S-001": "0.515"}, reason="transcription error corrected")
+    found = compute(db, report)
+    assert statuses(found)["custody"] == "warn"
+    assert reportable.samples[1].sample_no in details(found, "custody")
+    assert statuses(found)["revisions"] == "warn"
+    text = details(found, "revisions")
+    assert "0.512 → 0.515 mg/L" in text and "transcription error corrected" in text and "revision 2" in text
+    assert not any(i.failed for i in found.items if i.code in ("custody", "revisions"))
+
+
+def test_registered_sources_add_items(db, reportable, monkeypatch):
+    monkeypatch.setattr(checklist, "CHECKLIST_SOURCES", [])
+    report = make_report(db, reportable.preparer, reportable.samples)
+    assert "alarms" not in statuses(compute(db, report))
+
+    def alarms(session, report, content):
+        return [checklist.item("alarms", "fail", [("A03 未处置", "A03 open")], title="Open anomaly alarms",
+                               title_zh="未处置的异常报警")]
+
+    assert checklist.add_checklist_source(alarms) is alarms
+    checklist.add_checklist_source(alarms)
+    found = compute(db, report)
+    assert [i.code for i in found.items] == [*CODES, "alarms"]
+    assert found.blocking and found.by_code()["alarms"].summary("zh").startswith("未处置的异常报警")
+    with pytest.raises(ValueError):
+        checklist.item("x", "maybe")
+
+
+def test_the_query_count_does_not_grow_with_the_samples(db, reportable, count_queries):
+    one = make_report(db, reportable.preparer, reportable.samples[:1])
+    both = make_report(db, reportable.preparer, reportable.samples)
+    enter(db, reportable.bench, {"S-001": "0.515", "S-002": "0.205"}, reason="transcription error corrected")
+    used = []
+    for report in (one, both):
+        with db.reading() as session:
+            row = session.get(Report, report.id)
+            content = load_content(session, row)
+            with count_queries() as counted:
+                found = checklist.compute_checklist(session, row, content)
+            used.append(counted.count)
+            assert statuses(found)["revisions"] == "warn"
+    assert used[0] == used[1] and used[1] <= 25, used
