@@ -7,9 +7,9 @@ from app.core.errors import DomainError, InvalidInput, NotFound
 
 
 class BatchNotFound(NotFound):
-    code = "analysis_batch_not_found"
-    message_zh = "未找到分析批 {batch}。"
-    message_en = "Analysis batch {batch} not found."
+    code = "batch_not_found"
+    message_zh = "未找到分析批 {batch_no}。"
+    message_en = "Analysis batch {batch_no} not found."
 
 
 

@@ -264,15 +264,18 @@ def clean_sample_nos(sample_nos: str | Iterable[str]) -> list[str]:
 
 
 def batch_by_no(session: Session, batch_no: str) -> AnalysisBatch:
+    """The batch numbered `batch_no` as typed or scanned; every page and API finds a batch here, so
+    a missing one is the same 404 (`batch_not_found`) everywhere."""
     cleaned = clean_code(batch_no)
     batch = session.scalars(select(AnalysisBatch).where(AnalysisBatch.batch_no == cleaned)).first() \
         if cleaned else None
     if batch is None:
-        raise errors.BatchNotFound(batch=cleaned[:30] or "—")
+        raise errors.BatchNotFound(batch_no=cleaned[:30] or "—")
     return batch
 
 
 def batch_parameters(batch: AnalysisBatch) -> list[str]:
+    """The parameters the batch measures, in the order they were chosen."""
     return list(json.loads(batch.parameters or "[]"))
 
 

@@ -28,6 +28,7 @@ from starlette.datastructures import FormData
 
 from app.analysis import result_errors as errors
 from app.analysis import results
+from app.analysis.batches import batch_by_no
 from app.analysis.models import AnalysisBatch, PositionRole
 from app.analysis.names import BATCH_STATE_NAMES
 from app.analysis.result_input import parse_cell, split_block
@@ -167,14 +168,14 @@ def _page(request: Request, session: Session, batch: AnalysisBatch, *, error: Do
 def entry_page(request: Request, session: DbSession, batch_no: BatchNo,
                user: User = require(Permission.ANALYSIS_READ)):
     """The entry grid of a batch: positions × parameters, each with reading and dilution."""
-    return _page(request, session, results.batch_by_no(session, batch_no))
+    return _page(request, session, batch_by_no(session, batch_no))
 
 
 @router.post(BASE, include_in_schema=False)
 def save_grid(request: Request, session: DbSession, batch_no: BatchNo, form: Form,
               user: User = require(Permission.ANALYSIS_RECORD)):
     """The whole grid (no JavaScript): every changed cell recorded at once, all or nothing."""
-    batch = results.batch_by_no(session, batch_no)
+    batch = batch_by_no(session, batch_no)
     reason = _text(form, "reason", 600)
     typed = typed_cells(form)
 
@@ -197,7 +198,7 @@ def save_grid(request: Request, session: DbSession, batch_no: BatchNo, form: For
 def save_cell(request: Request, session: DbSession, batch_no: BatchNo, form: Form,
               user: User = require(Permission.ANALYSIS_RECORD)):
     """One cell (htmx): the cell comes back with its value, reported text and marks."""
-    batch = results.batch_by_no(session, batch_no)
+    batch = batch_by_no(session, batch_no)
     try:
         position_id, column = int(_text(form, "position", 12)), int(_text(form, "column", 3))
     except ValueError:
@@ -271,7 +272,7 @@ def paste_block(request: Request, session: DbSession, batch_no: BatchNo, form: F
                 user: User = require(Permission.ANALYSIS_RECORD)):
     """A block pasted from a spreadsheet (tab-separated rows), applied from the focused cell, all
     or nothing."""
-    batch = results.batch_by_no(session, batch_no)
+    batch = batch_by_no(session, batch_no)
     block = _text(form, "block", 200_000)
     reason = _text(form, "reason", 600)
     try:
@@ -310,7 +311,7 @@ def cell_history(request: Request, session: DbSession, batch_no: BatchNo,
                  user: User = require(Permission.ANALYSIS_READ)):
     """Every revision of a cell: the value, who entered it, when, from where and why. Without a
     cell, every correction of the batch (revisions after the first)."""
-    batch = results.batch_by_no(session, batch_no)
+    batch = batch_by_no(session, batch_no)
     if position is None or not parameter.strip():
         return render(request, "batches/entry_history.html", {
             "batch": batch, "history": None, "corrections": results.batch_corrections(session, batch),

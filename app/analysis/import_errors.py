@@ -70,12 +70,6 @@ class CellProblems(InvalidInput):
 # ---------------------------------------------------------------- importing into a batch
 
 
-class BatchNotFound(NotFound):
-    code = "import_batch_not_found"
-    message_zh = "未找到分析批 {batch_no}。"
-    message_en = "Analysis batch {batch_no} not found."
-
-
 class ImportNotFound(NotFound):
     code = "import_not_found"
     message_zh = "未找到导入记录 {which}。"

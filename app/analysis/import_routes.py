@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from app.analysis import import_errors as errors
 from app.analysis import import_profiles as profiles
 from app.analysis import imports
+from app.analysis.batches import batch_by_no
 from app.analysis.codes import clean_code
 from app.analysis.import_parsers import validate_mapping
 from app.analysis.models import ImportProfile
-from app.analysis.results import batch_by_no
 from app.core.auth import DbSession, require
 from app.core.canonical import canonical_json
 from app.core.errors import DomainError

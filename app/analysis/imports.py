@@ -36,10 +36,11 @@ from sqlalchemy.orm import Session
 from app.analysis import import_errors as errors
 from app.analysis import import_profiles as profiles
 from app.analysis import result_errors
+from app.analysis.batches import batch_parameters
 from app.analysis.codes import clean_code
 from app.analysis.import_parsers import ParsedExport, ParsedRow, normalise, parse_export
 from app.analysis.models import AnalysisBatch, BatchPosition, BatchState, ImportProfile, PositionRole, ResultImport
-from app.analysis.results import ReadingInput, batch_parameters, record_results
+from app.analysis.results import ReadingInput, record_results
 from app.core import audit
 from app.core.canonical import canonical_json
 from app.core.codes import next_code

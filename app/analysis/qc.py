@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from app.analysis import numbers
 from app.analysis import qc_errors as errors
+from app.analysis.batches import batch_parameters
 from app.analysis.models import (
     AnalysisBatch,
     AnalysisResult,
@@ -95,19 +96,6 @@ CURVE_CALCULATIONS = frozenset({CalculationKind.CURVE.value, CalculationKind.CUR
 
 
 # ---------------------------------------------------------------- lookups
-
-
-def batch_by_no(session: Session, batch_no: str) -> AnalysisBatch:
-    cleaned = "".join((batch_no or "").split()).upper()[:30]
-    batch = session.scalars(select(AnalysisBatch).where(AnalysisBatch.batch_no == cleaned)).first() if cleaned \
-        else None
-    if batch is None:
-        raise errors.BatchNotFound(batch_no=cleaned or "—")
-    return batch
-
-
-def batch_parameters(batch: AnalysisBatch) -> list[str]:
-    return list(json.loads(batch.parameters or "[]"))
 
 
 def locked(session: Session, batch: AnalysisBatch) -> AnalysisBatch:

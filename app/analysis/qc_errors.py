@@ -8,12 +8,6 @@ from app.core.errors import DomainError, InvalidInput, NotFound
 # ---------------------------------------------------------------- the batch
 
 
-class BatchNotFound(NotFound):
-    code = "batch_not_found"
-    message_zh = "未找到分析批 {batch_no}。"
-    message_en = "Analysis batch {batch_no} not found."
-
-
 class BatchNotStarted(DomainError):
     code = "qc_batch_not_started"
     http_status = 409

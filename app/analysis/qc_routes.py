@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.analysis import corrective, qc, submission
+from app.analysis.batches import batch_by_no
 from app.analysis.models import AnalysisBatch
 from app.analysis.names import BATCH_STATE_NAMES
 from app.core.auth import DbSession, require
@@ -75,16 +76,16 @@ def _page(request: Request, session: Session, batch: AnalysisBatch, *, error: Do
 
 @router.get("/batches/{batch_no}/qc", include_in_schema=False)
 def qc_page(request: Request, session: DbSession, batch_no: BatchNo, user: User = require(Permission.ANALYSIS_READ)):
-    return _page(request, session, qc.batch_by_no(session, batch_no))
+    return _page(request, session, batch_by_no(session, batch_no))
 
 
 def _act(request: Request, session: Session, batch_no: str, form: str, values: dict[str, str],
          act: Callable[[AnalysisBatch], Any], anchor: str = "") -> Response:
-    batch = qc.batch_by_no(session, batch_no)
+    batch = batch_by_no(session, batch_no)
     _, error = attempt(session, lambda: act(batch))
     if error is not None:
         session.expire_all()
-        return _page(request, session, qc.batch_by_no(session, batch_no), error=error, form=form, values=values)
+        return _page(request, session, batch_by_no(session, batch_no), error=error, form=form, values=values)
     return see_other(request, _base(batch.batch_no) + anchor)
 
 
@@ -92,10 +93,10 @@ def _act(request: Request, session: Session, batch_no: str, form: str, values: d
 def re_evaluate(request: Request, session: DbSession, batch_no: BatchNo,
                 user: User = require(Permission.ANALYSIS_RECORD)):
     """A new evaluation run; htmx gets the run's table back in place."""
-    batch = qc.batch_by_no(session, batch_no)
+    batch = batch_by_no(session, batch_no)
     _, error = attempt(session, lambda: qc.evaluate_batch(session, user, batch))
     session.expire_all()
-    fresh = qc.batch_by_no(session, batch_no)
+    fresh = batch_by_no(session, batch_no)
     if is_htmx(request):
         return _page(request, session, fresh, error=error, form="evaluate", block="run")
     if error is not None:
@@ -165,7 +166,7 @@ class QcOut(BaseModel):
 @router.get("/api/v1/batches/{batch_no}/qc", response_model=QcOut, tags=["analysis"])
 def api_qc(session: DbSession, batch_no: BatchNo, user: User = require(Permission.ANALYSIS_READ)) -> QcOut:
     """The batch's latest QC run and its corrective actions; numbers as strings, never floats."""
-    view = qc.qc_view(session, qc.batch_by_no(session, batch_no))
+    view = qc.qc_view(session, batch_by_no(session, batch_no))
     return QcOut(
         batch_no=view.batch.batch_no, state=view.batch.state, qc_passed=view.batch.qc_passed, run=view.run,
         evaluated_at=view.evaluated_at.isoformat() if view.evaluated_at else None,

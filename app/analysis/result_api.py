@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.analysis import result_errors as errors
 from app.analysis import results
+from app.analysis.batches import batch_by_no
 from app.analysis.models import AnalysisResult, BatchPosition, ResultSource
 from app.analysis.result_input import parse_cell
 from app.core import i18n, idempotency
@@ -186,7 +187,7 @@ def _readings(session: Session, batch_id: int, body: ResultsIn) -> list[results.
 def api_batch_results(request: Request, session: DbSession, batch_no: BatchNo,
                       user: User = require(Permission.ANALYSIS_READ)) -> BatchResultsOut:
     """The batch's current results (the highest revision of each position × parameter)."""
-    batch = results.batch_by_no(session, batch_no)
+    batch = batch_by_no(session, batch_no)
     grid = results.entry_grid(session, batch, i18n.current_language())
     items = [result_json(c.result, row.position, row.sample_no or None, c.reported)
              for row in grid.rows for c in row.cells if c.result is not None]
@@ -224,7 +225,7 @@ def api_post_results(request: Request, session: DbSession, batch_no: BatchNo, bo
                      user: User = require(Permission.ANALYSIS_RECORD)) -> Any:
     """Results from an instrument (or any client with a token), all or nothing. With an
     `Idempotency-Key`, a repeat with the same body answers the first response again."""
-    batch = results.batch_by_no(session, batch_no)
+    batch = batch_by_no(session, batch_no)
     payload = {"batch_no": batch.batch_no, **body.model_dump(mode="json")}
 
     def post() -> tuple[int, Any]:

@@ -16,12 +16,6 @@ from app.core.errors import DomainError, InvalidInput, NotFound
 # ---------------------------------------------------------------- the batch as a whole
 
 
-class BatchNotFound(NotFound):
-    code = "batch_not_found"
-    message_zh = "未找到分析批 {batch_no}。"
-    message_en = "Analysis batch {batch_no} not found."
-
-
 class ResultNotFound(NotFound):
     code = "result_not_found"
     message_zh = "未找到结果 {result_id}。"

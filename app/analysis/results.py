@@ -25,7 +25,6 @@ effect inside the window covers every measurement. A curve is usable over one in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +37,8 @@ from sqlalchemy.orm import Session, aliased
 from app.analysis import calculation
 from app.analysis import result_errors as errors
 from app.analysis import result_usage as _usage  # noqa: F401  (registers the instrument usage source)
+from app.analysis.batch_errors import BatchNotFound
+from app.analysis.batches import batch_parameters
 from app.analysis.models import (
     AnalysisBatch,
     AnalysisResult,
@@ -78,23 +79,6 @@ class ReadingInput:
 
 
 # ---------------------------------------------------------------- lookups
-
-
-def clean_batch_no(batch_no: str) -> str:
-    return "".join((batch_no or "").split()).upper()
-
-
-def batch_by_no(session: Session, batch_no: str) -> AnalysisBatch:
-    cleaned = clean_batch_no(batch_no)
-    batch = session.scalars(select(AnalysisBatch).where(AnalysisBatch.batch_no == cleaned)).first() \
-        if cleaned else None
-    if batch is None:
-        raise errors.BatchNotFound(batch_no=cleaned[:30] or "—")
-    return batch
-
-
-def batch_parameters(batch: AnalysisBatch) -> list[str]:
-    return list(json.loads(batch.parameters or "[]"))
 
 
 def _current_filter() -> Any:
@@ -567,7 +551,7 @@ def cell_history(session: Session, batch: AnalysisBatch, position_id: int, param
     """Every revision of one cell of the batch with who entered it (three queries)."""
     position = session.get(BatchPosition, position_id)
     if position is None or position.batch_id != batch.id:
-        raise errors.BatchNotFound(batch_no=f"{batch.batch_no} #{position_id}")
+        raise BatchNotFound(batch_no=f"{batch.batch_no} #{position_id}")
     rule = session.scalars(select(MethodParameter).where(
         MethodParameter.method_version_id == batch.method_version_id, MethodParameter.parameter == parameter)).first()
     rows = session.execute(select(AnalysisResult, User).join(User, User.id == AnalysisResult.entered_by_id)

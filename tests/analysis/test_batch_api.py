@@ -48,3 +48,20 @@ def test_one_batch_with_its_positions(db, users, bench, analyst, standards, clie
 
 def test_the_api_needs_a_sign_in(db, client):
     assert client.get("/api/v1/batches").status_code == 401
+
+
+def test_a_batch_is_found_alike_everywhere(db, users, bench, analyst, standards, client):
+    """One lookup serves every page and API: a number typed in lower case with spaces finds the
+    batch, and a missing one is the same refusal everywhere (404, `batch_not_found`)."""
+    batch = build(db, analyst, lab_samples(db, users, 1))
+    login(client, analyst.username)
+    typed = f" {batch.batch_no.lower()} "
+    assert client.get(f"/api/v1/batches/{typed}").json()["batch_no"] == batch.batch_no
+    assert client.get(f"/api/v1/batches/{typed}/results").status_code == 200
+    assert client.get(f"/batches/{typed}/entry").status_code == 200
+    for api in ("/api/v1/batches/{}", "/api/v1/batches/{}/results", "/api/v1/batches/{}/qc"):
+        answer = client.get(api.format("AB26-99999"))
+        assert answer.status_code == 404 and answer.json()["code"] == "batch_not_found", api
+    for page in ("/batches/{}", "/batches/{}/entry", "/batches/{}/qc", "/batches/{}/import"):
+        answer = client.get(page.format("AB26-99999"))
+        assert answer.status_code == 404 and 'data-code="batch_not_found"' in answer.text, page

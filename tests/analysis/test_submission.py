@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.analysis import qc, submission
+from app.analysis import submission
+from app.analysis.batches import batch_by_no
 from app.core.audit import AuditEvent
 from app.samples.models import Sample
 from tests.analysis.conftest import samples_in_lab
@@ -104,11 +105,11 @@ def test_a_result_revised_after_signing_breaks_the_signature(db, bench):
     enter(db, bench, PASSING)
     submit(db, bench, PASSWORD)
     with db.reading() as session:
-        batch = qc.batch_by_no(session, bench.batch.batch_no)
+        batch = batch_by_no(session, bench.batch.batch_no)
         assert submission.signature_view(session, batch).intact
     enter(db, bench, {"S-001": "0.513"}, reason="transcription error corrected")
     with db.reading() as session:
-        batch = qc.batch_by_no(session, bench.batch.batch_no)
+        batch = batch_by_no(session, bench.batch.batch_no)
         assert submission.signature_view(session, batch).broken
 
 
