@@ -279,7 +279,9 @@ def batch_parameters(batch: AnalysisBatch) -> list[str]:
     return list(json.loads(batch.parameters or "[]"))
 
 
-def _locked(session: Session, batch: AnalysisBatch) -> AnalysisBatch:
+def locked(session: Session, batch: AnalysisBatch) -> AnalysisBatch:
+    """The batch row locked for this transaction, read afresh: acts on one batch (positions,
+    result revisions, QC runs) are numbered one writer at a time."""
     return session.execute(select(AnalysisBatch).where(AnalysisBatch.id == batch.id).with_for_update()
                            .execution_options(populate_existing=True)).scalar_one()
 
@@ -579,7 +581,7 @@ def add_standard(session: Session, actor: User, batch: AnalysisBatch, target: st
     """Write the positions waiting for a standard: one (`target` its position number) or every
     one of a role (`target` "crm", "ccv" or "spike"), at their planned numbers."""
     ensure(session, actor, Permission.ANALYSIS_RECORD)
-    batch = _locked(session, batch)
+    batch = locked(session, batch)
     _assert_open(batch, "添加标准物质", "take a standard")
     _assert_analyst(session, actor, batch)
     moment = _act_time(session, batch, at, "使用时间", "The time of use")
@@ -618,7 +620,7 @@ def start_batch(session: Session, actor: User, batch: AnalysisBatch, at: Any = N
     standards, each sample's holding time unless the quality manager recorded a deviation);
     then the clocks of the batch's parameters stop and the samples are in analysis."""
     ensure(session, actor, Permission.ANALYSIS_RECORD)
-    batch = _locked(session, batch)
+    batch = locked(session, batch)
     _assert_open(batch, "开始分析", "be started")
     _assert_analyst(session, actor, batch)
     moment = _act_time(session, batch, at, "分析开始时间", "The start of analysis")
@@ -679,7 +681,7 @@ def attach_curve(session: Session, actor: User, batch: AnalysisBatch, parameter:
     """The calibration curve the batch uses for `parameter`: through the curve gate at `at`, made
     on the batch's instrument. Replaced only while no result was computed with the old one."""
     ensure(session, actor, Permission.ANALYSIS_RECORD)
-    batch = _locked(session, batch)
+    batch = locked(session, batch)
     if batch.state not in (BatchState.OPEN.value, BatchState.RUNNING.value):
         raise errors.BatchNotRunning(batch=batch.batch_no, state=batch.state)
     _assert_analyst(session, actor, batch)

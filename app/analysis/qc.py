@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from app.analysis import numbers
 from app.analysis import qc_errors as errors
-from app.analysis.batches import batch_parameters
+from app.analysis.batches import batch_parameters, locked
 from app.analysis.models import (
     AnalysisBatch,
     AnalysisResult,
@@ -54,6 +54,7 @@ from app.analysis.models import (
     QcEvaluation,
     QcKind,
 )
+from app.analysis.results import current_results
 from app.core import audit
 from app.core.canonical import canonical_json
 from app.core.db import utcnow
@@ -98,12 +99,6 @@ CURVE_CALCULATIONS = frozenset({CalculationKind.CURVE.value, CalculationKind.CUR
 # ---------------------------------------------------------------- lookups
 
 
-def locked(session: Session, batch: AnalysisBatch) -> AnalysisBatch:
-    """The batch row locked for this transaction (runs are numbered under the lock)."""
-    return session.execute(select(AnalysisBatch).where(AnalysisBatch.id == batch.id).with_for_update()
-                           .execution_options(populate_existing=True)).scalar_one()
-
-
 def assert_evaluable(batch: AnalysisBatch) -> None:
     if batch.state in DONE_STATES:
         raise errors.BatchAlreadySubmitted(batch_no=batch.batch_no)
@@ -115,19 +110,6 @@ def assert_analyst(session: Session, actor: User, batch: AnalysisBatch) -> None:
     if actor.id != batch.analyst_id:
         analyst = session.get(User, batch.analyst_id)
         raise errors.NotTheAnalyst(analyst=analyst.printed_name if analyst else "—")
-
-
-def current_results(session: Session, batch_id: int) -> dict[tuple[int, str], AnalysisResult]:
-    """The highest revision of every position × parameter of the batch, in one query."""
-    latest = (select(AnalysisResult.position_id, AnalysisResult.parameter,
-                     func.max(AnalysisResult.revision).label("revision"))
-              .where(AnalysisResult.batch_id == batch_id)
-              .group_by(AnalysisResult.position_id, AnalysisResult.parameter).subquery())
-    rows = session.scalars(select(AnalysisResult).join(latest, (AnalysisResult.position_id == latest.c.position_id)
-                                                       & (AnalysisResult.parameter == latest.c.parameter)
-                                                       & (AnalysisResult.revision == latest.c.revision))
-                           .where(AnalysisResult.batch_id == batch_id))
-    return {(r.position_id, r.parameter): r for r in rows}
 
 
 def latest_run(session: Session, batch_id: int) -> int:

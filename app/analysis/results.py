@@ -38,7 +38,7 @@ from app.analysis import calculation
 from app.analysis import result_errors as errors
 from app.analysis import result_usage as _usage  # noqa: F401  (registers the instrument usage source)
 from app.analysis.batch_errors import BatchNotFound
-from app.analysis.batches import batch_parameters
+from app.analysis.batches import batch_parameters, locked
 from app.analysis.models import (
     AnalysisBatch,
     AnalysisResult,
@@ -160,12 +160,6 @@ def position_name(position: BatchPosition) -> str:
 
 
 # ---------------------------------------------------------------- recording
-
-
-def _locked(session: Session, batch: AnalysisBatch) -> AnalysisBatch:
-    """The batch row locked: revisions of one batch are numbered one writer at a time."""
-    return session.execute(select(AnalysisBatch).where(AnalysisBatch.id == batch.id).with_for_update()
-                           .execution_options(populate_existing=True)).scalar_one()
 
 
 STATE_WORDS = {
@@ -378,7 +372,7 @@ def record_results(session: Session, actor: User, batch: AnalysisBatch, readings
     reason = (reason or "").strip()
     if len(reason) > MAX_REASON:
         raise errors.ReasonTooLong(limit=MAX_REASON)
-    batch = _locked(session, batch)
+    batch = locked(session, batch)
     _assert_accepting(batch)
     submitted = batch.state == BatchState.SUBMITTED.value
     if submitted and not reason:
