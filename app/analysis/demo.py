@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import io
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -61,7 +59,7 @@ from app.people.models import User
 from app.reference_materials import service as rm_service
 from app.reference_materials import solutions
 from app.reference_materials.models import ReferenceMaterial, StandardSolution, StockUnit
-from app.samples import holding, lab_input, receipt, registration, shipments
+from app.samples import holding, lab_demo, lab_input, receipt, registration, shipments
 from app.samples.models import Sample, SampleKind
 from app.sites.demo import DemoClock
 from app.sites.models import Site
@@ -115,30 +113,14 @@ FLASK_100 = _device("final_volume", "100 mL 单标线容量瓶", "0.10")
 
 
 @dataclass
-class _Demo:
-    session: Session
-    users: dict[str, User]
-    store: FileStore
-    password: str
-    today: date
-    clock: DemoClock
+class _Demo(lab_demo.DemoActs):
+    """The lab's acts with the analysis demo's seeded chance and what it has set up so far."""
+
     rng: random.Random
     standards: dict[str, str] = field(default_factory=dict)  # key → barcode
     solutions: list[tuple[str, int, int, str]] = field(default_factory=list)  # kind, made, expires (days ago)
     methods: dict[str, Method] = field(default_factory=dict)
     metals_day: int | None = None
-
-    def at(self, days_ago: int, hour: int, minute: int = 0) -> datetime:
-        day = self.today - timedelta(days=days_ago)
-        return datetime.combine(day, time(hour, minute), tzinfo=lab_calendar(self.session).tz)
-
-    @contextmanager
-    def then(self, moment: datetime) -> Iterator[None]:
-        with self.clock.at(moment, self.session):
-            yield
-
-    def user(self, name: str) -> User:
-        return self.users[name]
 
 
 def _clock() -> DemoClock:
@@ -365,23 +347,22 @@ def _sites_of_day(n: int) -> tuple[str, str]:
     return first, second
 
 
-def _enter_round(demo: _Demo, lab: object, n: int, days_ago: int) -> _Round:
+def _enter_round(demo: _Demo, lab: lab_demo.DemoActs, n: int, days_ago: int) -> _Round:
     """Sampled in the morning, the cooler to the lab with the driver at noon, received and signed
     by the custodian at half past one (app.samples.lab_demo's acts)."""
     from app.samples import demo as field_demo
-    from app.samples import lab_demo
 
     first, second = _sites_of_day(n)
     visits = (field_demo.Visit(first, days_ago, 8, 40), field_demo.Visit(second, days_ago, 10, 5))
-    samples = lab_demo._enter_rounds(lab, visits)  # type: ignore[arg-type]
+    samples = lab_demo._enter_rounds(lab, visits)
     codes = dict(demo.session.execute(select(Site.id, Site.code).where(
         Site.id.in_({s.site_id for s in samples}))).all())
     found = lab_demo._DaySamples(lab_demo.Day(days_ago, "driver", (11, 50), (13, 25), ""), samples,
                                  {s.id: codes[s.site_id] for s in samples},
                                  registration.containers_of(demo.session, [s.id for s in samples]))
     rng = random.Random(f"{SEED}|round|{days_ago}")
-    cooler, deliverer = lab_demo._send(lab, found, rng)  # type: ignore[arg-type]
-    lab_demo._receive(lab, found, cooler, deliverer, rng)  # type: ignore[arg-type]
+    cooler, deliverer = lab_demo._send(lab, found, rng)
+    lab_demo._receive(lab, found, cooler, deliverer, rng)
     for sample in samples:
         demo.session.refresh(sample)
     accepted = [s for s in samples if s.state != "rejected"]
@@ -740,7 +721,6 @@ def has_analysis_demo(session: Session) -> bool:
 def load_analysis_demo(session: Session, users: dict[str, User], store: FileStore) -> None:
     """The month of analysis after the lab demo (app.demo.load_demo calls it last)."""
     from app.demo import DEMO_PASSWORD
-    from app.samples import lab_demo
 
     if has_analysis_demo(session):
         return
@@ -753,7 +733,7 @@ def load_analysis_demo(session: Session, users: dict[str, User], store: FileStor
     # the metals round on the ICP-MS: a day with a metals section, after the GBW08608 unit was opened
     demo.metals_day = next((d for n, d in enumerate(days) if n % 2 == 0 and d <= ICPMS_LATEST), None)
     _standards(demo, days)
-    lab = lab_demo._Lab(session, users, store, DEMO_PASSWORD, today, lab_demo._clock())
+    lab = lab_demo.DemoActs(session, users, store, DEMO_PASSWORD, today, lab_demo._clock())
     rounds = []
     failing = min(days, key=lambda d: abs(d - FAILED_SPIKE_DAYS_AGO)) if days else None
     signed = 0

@@ -166,7 +166,10 @@ HNO3 = DemoHno3()
 
 
 @dataclass
-class _Lab:
+class DemoActs:
+    """The demo's acts at the times they happened: `at` a lab-local moment some days ago, `then`
+    the services run at it, `user` a demo user by role. The analysis demo builds on it too."""
+
     session: Session
     users: dict[str, User]
     store: FileStore
@@ -196,7 +199,7 @@ def _clock() -> DemoClock:
 # ---------------------------------------------------------------- setting up
 
 
-def _set_up_storage(lab: _Lab) -> dict[tuple[str, str], StorageLocation]:
+def _set_up_storage(lab: DemoActs) -> dict[tuple[str, str], StorageLocation]:
     custodian = lab.user("custodian")
     made = {}
     moment = lab.at(60, 14, 30)
@@ -213,7 +216,7 @@ def _set_up_storage(lab: _Lab) -> dict[tuple[str, str], StorageLocation]:
     return made
 
 
-def _hno3(lab: _Lab) -> ReagentLot:
+def _hno3(lab: DemoActs) -> ReagentLot:
     """Nitric acid for digestion, received five weeks ago and opened by the analyst."""
     found = lab.session.scalars(select(ReagentLot).where(ReagentLot.name == HNO3.name,
                                                          ReagentLot.lot_no == HNO3.lot_no)).first()
@@ -231,14 +234,14 @@ def _hno3(lab: _Lab) -> ReagentLot:
 # ---------------------------------------------------------------- the extra field rounds
 
 
-def _extra_rounds(lab: _Lab) -> None:
+def _extra_rounds(lab: DemoActs) -> None:
     from app.samples import demo as field_demo
 
     _enter_rounds(lab, tuple(field_demo.Visit(site, days_ago, hour, minute) for site, days_ago, hour, minute in
                              (OLD_VISIT, METALS_VISIT)))
 
 
-def _enter_rounds(lab: _Lab, visits: tuple[Any, ...]) -> list[Sample]:
+def _enter_rounds(lab: DemoActs, visits: tuple[Any, ...]) -> list[Sample]:
     """Rounds of the demo sampler entered as the week's are (app.samples.demo): scheduled,
     dispatched the afternoon before, sampled and signed at the visit's time."""
     from app.samples import demo as field_demo
@@ -261,7 +264,7 @@ def _enter_rounds(lab: _Lab, visits: tuple[Any, ...]) -> list[Sample]:
     return taken
 
 
-def _fresh_cooler(lab: _Lab) -> None:
+def _fresh_cooler(lab: DemoActs) -> None:
     """This morning's rounds at three sections, sampled three to two hours before the demo was
     loaded, in one cooler with the driver and just at the lab door: every clock has time left, so
     the demo user can receive it as it is."""
@@ -306,7 +309,7 @@ class _DaySamples:
         return next(s for s in self.samples if self.sites[s.id] == site and s.kind == kind)
 
 
-def _day_samples(lab: _Lab, day: Day) -> _DaySamples:
+def _day_samples(lab: DemoActs, day: Day) -> _DaySamples:
     session = lab.session
     tasks = list(session.scalars(select(SamplingTask).where(
         SamplingTask.sampler_id == lab.user("sampler").id, SamplingTask.plan_id.is_(None),
@@ -318,7 +321,7 @@ def _day_samples(lab: _Lab, day: Day) -> _DaySamples:
                        registration.containers_of(session, [s.id for s in samples]))
 
 
-def _send(lab: _Lab, found: _DaySamples, rng: random.Random) -> tuple[Shipment | None, str]:
+def _send(lab: DemoActs, found: _DaySamples, rng: random.Random) -> tuple[Shipment | None, str]:
     """The sampler packs the day's containers into a sealed cooler and hands it over (to the
     driver or a courier) in one act; returns the cooler and who brings it to the lab."""
     day = found.day
@@ -344,7 +347,7 @@ def _send(lab: _Lab, found: _DaySamples, rng: random.Random) -> tuple[Shipment |
     return cooler, (f"{COURIER}（骑手送达）" if day.route == "courier" else DRIVER)
 
 
-def _check_of(lab: _Lab, found: _DaySamples, sample: Sample, arrival: Decimal,
+def _check_of(lab: DemoActs, found: _DaySamples, sample: Sample, arrival: Decimal,
               rng: random.Random) -> receipt.CheckInput:
     day = found.day
     groups = {c.group_code for c in found.containers[sample.id]}
@@ -382,7 +385,7 @@ def _check_of(lab: _Lab, found: _DaySamples, sample: Sample, arrival: Decimal,
     return receipt.CheckInput(decision="accept", **ok)
 
 
-def _receive(lab: _Lab, found: _DaySamples, cooler: Shipment | None, deliverer: str, rng: random.Random) -> None:
+def _receive(lab: DemoActs, found: _DaySamples, cooler: Shipment | None, deliverer: str, rng: random.Random) -> None:
     """The custodian opens the delivery, scans every container, checks each sample, decides and signs."""
     day = found.day
     session, custodian = lab.session, lab.user("custodian")
@@ -414,12 +417,12 @@ def _receive(lab: _Lab, found: _DaySamples, cooler: Shipment | None, deliverer: 
         receipt.sign_delivery(session, custodian, delivery, lab.password)
 
 
-def _task_code(lab: _Lab, found: _DaySamples) -> str:
+def _task_code(lab: DemoActs, found: _DaySamples) -> str:
     task = lab.session.get(SamplingTask, found.samples[0].task_id)
     return task.code
 
 
-def _store(lab: _Lab, found: _DaySamples, places: dict[tuple[str, str], StorageLocation]) -> None:
+def _store(lab: DemoActs, found: _DaySamples, places: dict[tuple[str, str], StorageLocation]) -> None:
     """The custodian scans the accepted bottles into the fridges and the cabinet, a shelf at a time."""
     day = found.day
     moment = lab.at(day.days_ago, *day.arrival) + timedelta(minutes=40)  # type: ignore[misc]
@@ -440,7 +443,7 @@ def _store(lab: _Lab, found: _DaySamples, places: dict[tuple[str, str], StorageL
             storage.store(lab.session, lab.user("custodian"), places[place].code, barcodes, at=at)
 
 
-def _day(lab: _Lab, day: Day, places: dict[tuple[str, str], StorageLocation]) -> _DaySamples:
+def _day(lab: DemoActs, day: Day, places: dict[tuple[str, str], StorageLocation]) -> _DaySamples:
     found = _day_samples(lab, day)
     if not found.samples:
         raise RuntimeError(f"the demo has no samples {day.days_ago} days ago")
@@ -463,7 +466,7 @@ def _bottle(found: _DaySamples, site: str, group: str) -> Container:
     return next(c for c in found.containers[sample.id] if c.group_code == group)
 
 
-def _digestion(lab: _Lab, days: dict[int, _DaySamples], hno3: ReagentLot) -> PrepBatch:
+def _digestion(lab: DemoActs, days: dict[int, _DaySamples], hno3: ReagentLot) -> PrepBatch:
     """Three samples' metals digested three days ago with a blank and a spike; signed."""
     session, analyst = lab.session, lab.user("analyst")
     standard = session.scalars(select(StandardSolution).where(StandardSolution.name == METALS_STANDARD)).one()
@@ -499,7 +502,7 @@ def _digestion(lab: _Lab, days: dict[int, _DaySamples], hno3: ReagentLot) -> Pre
     return batch
 
 
-def _late_distillation(lab: _Lab, days: dict[int, _DaySamples]) -> PrepBatch:
+def _late_distillation(lab: DemoActs, days: dict[int, _DaySamples]) -> PrepBatch:
     """Yesterday: NH3-N of a sample past its 24 h, allowed by the quality manager; the batch is open."""
     session, analyst = lab.session, lab.user("analyst")
     days_ago, site = LATE
@@ -530,7 +533,7 @@ def _late_distillation(lab: _Lab, days: dict[int, _DaySamples]) -> PrepBatch:
 # ---------------------------------------------------------------- disposal
 
 
-def _dispose_old(lab: _Lab, old: _DaySamples) -> None:
+def _dispose_old(lab: DemoActs, old: _DaySamples) -> None:
     """The cooler rejected five weeks ago: retention over, disposal requested two days ago."""
     moment = lab.at(2, 10, 30)
     with lab.then(moment):
@@ -557,7 +560,7 @@ def load_lab_demo(session: Session, users: dict[str, User], store: FileStore) ->
 
     if has_lab_demo(session):
         return
-    lab = _Lab(session, users, store, DEMO_PASSWORD, lab_calendar(session).today(), _clock())
+    lab = DemoActs(session, users, store, DEMO_PASSWORD, lab_calendar(session).today(), _clock())
     places = _set_up_storage(lab)
     hno3 = _hno3(lab)
     _extra_rounds(lab)
