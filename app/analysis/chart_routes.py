@@ -14,11 +14,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from app.analysis import control_charts, svg_plot
 from app.analysis import curve_errors as errors
-from app.analysis.models import QcKind
+from app.analysis.models import Method, QcKind
 from app.core.auth import DbSession, require
 from app.core.errors import DomainError
 from app.core.i18n import N_, current_language, source_text
@@ -89,15 +90,23 @@ def _day(session: Session, text: str, *, end: bool, field_zh: str, field_en: str
     return moment.astimezone(UTC)
 
 
-def _chart_page(request: Request, session: Session, method_code: str, parameter: str, kind: str, *,
-                since: str = "", until: str = "", error: DomainError | None = None,
-                form: dict[str, str] | None = None) -> Response:
+def _drawn_chart(session: Session, method_code: str, parameter: str, kind: str, since: str,
+                 until: str) -> tuple[Method, str, control_charts.Chart, Markup]:
+    """The chart the page shows and the printout prints (method, clean kind, points, SVG): one
+    reading of the address and the dates, so both draw the same."""
     kind = control_charts.clean_kind(kind)
     method = control_charts.method_by_code(session, method_code)
     start = _day(session, since, end=False, field_zh="起始日期", field_en="From")
     end = _day(session, until, end=True, field_zh="截止日期", field_en="To")
     chart = control_charts.chart(session, method.id, parameter, kind, start, end)
     svg = svg_plot.chart_svg(chart, y_label=str(KIND_NAMES[kind]), title=f"{method.code} {parameter} {kind}")
+    return method, kind, chart, svg
+
+
+def _chart_page(request: Request, session: Session, method_code: str, parameter: str, kind: str, *,
+                since: str = "", until: str = "", error: DomainError | None = None,
+                form: dict[str, str] | None = None) -> Response:
+    method, kind, chart, svg = _drawn_chart(session, method_code, parameter, kind, since, until)
     return show(request, "charts/chart.html", {
         "chart": chart, "svg": svg, "href": control_charts.chart_href(method.code, parameter, kind),
         "filters": {"since": since, "until": until}, "form": form or {"first": str(control_charts.MIN_BASELINE_POINTS),
@@ -112,12 +121,7 @@ def chart_pdf(session: DbSession, method_code: Annotated[str, Path(max_length=60
               since: Annotated[str, Query(max_length=10)] = "", until: Annotated[str, Query(max_length=10)] = "",
               user: User = require(Permission.ANALYSIS_READ)):
     """The chart printed (for the QC file and the inspector): the same SVG, limits and flags."""
-    kind = control_charts.clean_kind(kind)
-    method = control_charts.method_by_code(session, method_code)
-    start = _day(session, since, end=False, field_zh="起始日期", field_en="From")
-    end = _day(session, until, end=True, field_zh="截止日期", field_en="To")
-    chart = control_charts.chart(session, method.id, parameter, kind, start, end)
-    svg = svg_plot.chart_svg(chart, y_label=str(KIND_NAMES[kind]), title=f"{method.code} {parameter} {kind}")
+    method, kind, chart, svg = _drawn_chart(session, method_code, parameter, kind, since, until)
     # the kind's name has a "%", which the printouts' bilingual _() would take for a placeholder
     data = render_document("charts/chart_pdf.html", {
         **print_context(session), "chart": chart, "svg": svg, "kind_name": str(KIND_NAMES[kind]),
