@@ -15,6 +15,7 @@ from decimal import Decimal as D
 from itertools import count
 from typing import Any
 
+import pytest
 from sqlalchemy import func, insert, select, update
 
 from app.analysis import results
@@ -32,6 +33,7 @@ from app.core.db import Database, utcnow
 from app.instruments.models import Instrument
 from app.people.models import User
 from app.samples.models import Sample
+from tests.analysis.conftest import samples_in_lab
 
 _numbers = count(1)
 
@@ -140,3 +142,20 @@ def counts(db: Database) -> dict[str, int]:
     with db.reading() as session:
         return {model.__name__: session.scalar(select(func.count()).select_from(model)) or 0
                 for model in (AnalysisResult, AuditEvent)}
+
+
+# ---------------------------------------------------------------- fixtures (the entry and result tests share them)
+
+
+@pytest.fixture
+def samples(db, users) -> list[Sample]:
+    """Three samples in the lab asking for NH3-N."""
+    return samples_in_lab(db, users["custodian"], count=3)
+
+
+@pytest.fixture
+def batch(db, analyst, nh3n_method, uv, samples) -> Running:
+    """A running NH3-N batch of those samples on the UV-Vis with its curve attached."""
+    running = running_batch(db, analyst, nh3n_method, samples, instrument=uv)
+    attach_curve(db, analyst, running, uv)
+    return running

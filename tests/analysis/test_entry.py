@@ -15,22 +15,11 @@ from sqlalchemy import select
 from app.analysis import results
 from app.analysis.models import AnalysisResult
 from tests.analysis.conftest import ParameterSpec, make_method, samples_in_lab
-from tests.analysis.result_fixtures import attach_curve, counts, reading, record, running_batch, submit
+from tests.analysis.result_fixtures import *  # noqa: F403
+from tests.analysis.result_fixtures import counts, reading, record, running_batch, submit
 from tests.conftest import login
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def samples(db, users):
-    return samples_in_lab(db, users["custodian"], count=3)
-
-
-@pytest.fixture
-def batch(db, analyst, nh3n_method, uv, samples):
-    running = running_batch(db, analyst, nh3n_method, samples, instrument=uv)
-    attach_curve(db, analyst, running, uv)
-    return running
 
 
 @pytest.fixture

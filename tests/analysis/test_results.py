@@ -20,6 +20,7 @@ from app.core.db import utcnow
 from app.core.errors import DomainError, PermissionDenied
 from app.instruments.errors import InstrumentNotUsable
 from tests.analysis.conftest import calibrated_instrument, make_method, samples_in_lab
+from tests.analysis.result_fixtures import *  # noqa: F403
 from tests.analysis.result_fixtures import (
     attach_curve,
     counts,
@@ -30,18 +31,6 @@ from tests.analysis.result_fixtures import (
     submit,
 )
 from tests.instruments.conftest import calibrate, check, local_today, make_instrument
-
-
-@pytest.fixture
-def samples(db, users):
-    return samples_in_lab(db, users["custodian"], count=3)
-
-
-@pytest.fixture
-def batch(db, analyst, nh3n_method, uv, samples):
-    running = running_batch(db, analyst, nh3n_method, samples, instrument=uv)
-    attach_curve(db, analyst, running, uv)
-    return running
 
 
 @pytest.fixture
