@@ -700,3 +700,60 @@ def signatories_now(session: Session) -> list[User]:
         or_(RoleGrant.valid_to.is_(None), RoleGrant.valid_to > now))
     return list(session.scalars(select(User).where(User.id.in_(holders), User.active.is_(True))
                                 .order_by(User.username)))
+
+
+# ---------------------------------------------------------------- for the pages
+
+
+def certificate_row(session: Session, certificate_id: int) -> CertificateRow:
+    """One certificate record with its state, item count and replacement (for a chosen record
+    not on the current page of the list)."""
+    cert = get_certificate(session, certificate_id)
+    latest = latest_record_of(session, cert.certificate_no)
+    replaced_by = session.scalar(select(func.min(AccreditationCertificate.id)).where(
+        AccreditationCertificate.certificate_no == cert.certificate_no, AccreditationCertificate.id > cert.id)) \
+        if latest is not None and latest.id != cert.id else None
+    count = session.scalar(select(func.count()).select_from(AccreditationItem)
+                           .where(AccreditationItem.certificate_id == cert.id)) or 0
+    return CertificateRow(cert, certificate_state(cert, lab_calendar(session).today(), replaced_by), count, replaced_by)
+
+
+def scope_in_force_csv(session: Session, on: date) -> str:
+    """The whole CMA scope in force on `on` as a CSV (each line once, whichever record holds it)."""
+    in_force = select(_CertificateAlias.c.id).where(*_in_force_clause_table(on))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["parameter", "method_code", "matrix"])
+    for row in session.execute(
+            select(AccreditationItem.parameter, AccreditationItem.method_code, AccreditationItem.matrix).distinct()
+            .where(AccreditationItem.certificate_id.in_(in_force))
+            .order_by(AccreditationItem.matrix, AccreditationItem.method_code, AccreditationItem.parameter)):
+        writer.writerow(list(row))
+    return out.getvalue()
+
+
+@dataclass
+class ScopeView:
+    scope: SignatoryScope
+    status: str
+    method: Method | None
+    people: dict[int, User]
+
+    def person(self, user_id: int | None) -> User | None:
+        return self.people.get(user_id) if user_id else None
+
+
+def scope_view(session: Session, scope_id: int) -> ScopeView:
+    """A scope with its status, method and the people named on it (holder, proposer, approver,
+    who ended it): three queries."""
+    scope = get_scope(session, scope_id)
+    method = session.get(Method, scope.method_id) if scope.method_id else None
+    ids = {i for i in (scope.user_id, scope.proposed_by_id, scope.approved_by_id, scope.ended_by_id) if i}
+    people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
+    return ScopeView(scope, scope_status(scope, lab_calendar(session).today(), utcnow()), method, people)
+
+
+def may_end_by_permissions(permissions: Iterable[Any]) -> bool:
+    """Whether a page offers the end form: to either manager."""
+    held = set(permissions)
+    return any(p in held for p in END_PERMISSIONS)
