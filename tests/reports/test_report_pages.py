@@ -186,3 +186,77 @@ def test_the_report_page_shows_what_the_report_says(db, users, reportable, uv, c
         page = client.get(f"/reports/{big.report_no}")
     assert len(re.findall(r'<tr data-sample="', page.text)) == 10
     assert many.count == few.count, (few.count, many.count)
+
+
+# ---------------------------------------------------------------- editing the draft from its page
+
+
+def _samples_of(db, report) -> list[str]:
+    from app.samples.models import Sample
+    with db.reading() as session:
+        return list(session.scalars(select(Sample.sample_no).join(ReportSample, ReportSample.sample_id == Sample.id)
+                                    .where(ReportSample.report_id == report.id).order_by(ReportSample.position)))
+
+
+def test_the_draft_is_edited_from_its_page(db, reportable, client):
+    first, second = (s.sample_no for s in reportable.samples)
+    report = make_report(db, reportable.preparer, reportable.samples[:1])
+    url = f"/reports/{report.report_no}"
+    token = login(client, reportable.preparer.username)
+    page = client.get(url)
+    assert 'id="header-form"' in page.text and 'id="add-samples"' in page.text and 'id="submit-form"' in page.text
+    assert re.findall(r'<tr data-sample="([^"]+)">', page.text) == [second]  # the picker offers the other one
+    assert re.findall(r'<tr data-sample="([^"]+)">', client.get(f"{url}?pick_text=NOPE").text) == []
+
+    header = {"csrf_token": token, "title": "改过的标题", "client_name": "河口水务", "client_contact": "",
+              "language": "en", "limit_set": "", "target_class": "", "remarks": "第二页附图"}
+    assert client.post(f"{url}/header", data=header).status_code == 303
+    with db.reading() as session:
+        saved = session.get(Report, report.id)
+        assert (saved.title, saved.client_name, saved.language, saved.remarks) == (
+            "改过的标题", "河口水务", "en", "第二页附图")
+    before = counts(db)
+    answer = client.post(f"{url}/header", data={**header, "title": "又改了", "language": "de"})
+    assert answer.status_code == 422 and 'data-code="invalid_report_language"' in answer.text
+    assert 'value="又改了"' in answer.text and "<details class=\"panel\" id=\"header-form\" open>" in answer.text
+    fragment = client.post(f"{url}/header", data={**header, "language": "de"}, headers={"HX-Request": "true"})
+    assert fragment.status_code == 422 and "<html" not in fragment.text and 'id="actions"' in fragment.text
+    assert 'data-code="invalid_report_language"' in fragment.text
+    assert counts(db) == before
+
+    assert client.post(f"{url}/samples", data={"csrf_token": token, "samples": [second]}).status_code == 303
+    assert _samples_of(db, report) == [first, second]
+    before = counts(db)
+    answer = client.post(f"{url}/samples", data={"csrf_token": token, "samples": ["WS99-000000-001"]})
+    assert answer.status_code == 404 and 'data-code="sample_not_found"' in answer.text
+    answer = client.post(f"{url}/samples", data={"csrf_token": token})
+    assert answer.status_code == 422 and 'data-code="report_needs_samples"' in answer.text
+    assert counts(db) == before
+
+    assert client.post(f"{url}/samples/{first}/remove", data={"csrf_token": token}).status_code == 303
+    assert _samples_of(db, report) == [second]
+    before = counts(db)
+    answer = client.post(f"{url}/samples/{second}/remove", data={"csrf_token": token})
+    assert answer.status_code == 422 and 'data-code="report_needs_samples"' in answer.text
+    answer = client.post(f"{url}/samples/{first}/remove", data={"csrf_token": token})
+    assert answer.status_code == 409 and 'data-code="sample_not_on_report"' in answer.text
+    assert client.post(f"{url}/samples/{'X' * 41}/remove", data={"csrf_token": token}).status_code == 422
+    assert counts(db) == before
+
+
+def test_a_submitted_report_is_no_longer_edited(db, reportable, client):
+    from app.people.models import User
+    from app.reports import drafts
+
+    report = make_report(db, reportable.preparer, reportable.samples)
+    with db.transaction() as session:
+        drafts.submit_report(session, session.get(User, reportable.preparer.id), session.get(Report, report.id),
+                             PASSWORD)
+    token = login(client, reportable.preparer.username)
+    page = client.get(f"/reports/{report.report_no}")
+    assert 'data-state="submitted"' in page.text and 'id="header-form"' not in page.text
+    assert 'class="remove-sample"' not in page.text
+    before = counts(db)
+    answer = client.post(f"/reports/{report.report_no}/header", data={"csrf_token": token, "title": "晚了"})
+    assert answer.status_code == 409 and 'data-code="report_not_editable"' in answer.text
+    assert counts(db) == before
