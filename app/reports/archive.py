@@ -114,6 +114,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_HASH = "manifest.sha256"
 EVENTS = "audit/events.jsonl"
+CERTIFICATES = "report/lab-certificates.pem"  # the lab's signing certificates (public), for reference
 ARCHIVABLE = (ReportState.ISSUED.value, ReportState.SUPERSEDED.value, ReportState.WITHDRAWN.value)
 _IN_CHUNK = 500  # ids per IN (...) list
 _EVENT_PAGE = 2000
@@ -779,6 +780,9 @@ def export_package(session: Session, settings: Settings, report_no: str, out: Pa
             for entry in plan.files:
                 writer.stored(store, entry)
                 step(entry.path)
+            certificates = _lab_certificates(settings)
+            if certificates:
+                writer.data(CERTIFICATES, "report", b"".join(pem for _, pem in certificates))
             signatures = _signatures(session, plan)
             writer.data("signatures.json", "signatures", json_bytes({"signatures": rows.many(signatures)}))
             step("signatures.json")
@@ -791,7 +795,7 @@ def export_package(session: Session, settings: Settings, report_no: str, out: Pa
                  "display_name_en": u.display_name_en, "printed_name": u.printed_name} for u in people]}))
             step("people.json")
             manifest = json_bytes(_manifest(session, settings, report, generated_at, (head_seq, head_hash), events,
-                                            writer.entries))
+                                            writer.entries, [sha for sha, _ in certificates]))
             archive.writestr(writer._info(MANIFEST), manifest)
             manifest_sha = hashlib.sha256(manifest).hexdigest()
             archive.writestr(writer._info(MANIFEST_HASH), f"{manifest_sha}  {MANIFEST}\n")
@@ -802,8 +806,24 @@ def export_package(session: Session, settings: Settings, report_no: str, out: Pa
     return PackageSummary(report.report_no, out, len(writer.entries), events, out.stat().st_size, manifest_sha)
 
 
+def _lab_certificates(settings: Settings) -> list[tuple[str, bytes]]:
+    """(SHA-256 of the DER, PEM) of each certificate a report signature of this lab may chain to."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from app.reports.verification import trusted_certificates
+
+    try:
+        found = trusted_certificates(settings)
+    except DomainError:  # a broken PKCS#12 setting: the package is still the record, without them
+        return []
+    return [(hashlib.sha256(der).hexdigest(), x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM))
+            for der in found]
+
+
 def _manifest(session: Session, settings: Settings, report: Report, generated_at: datetime,
-              head: tuple[int, str], events: int, entries: list[dict[str, Any]]) -> dict[str, Any]:
+              head: tuple[int, str], events: int, entries: list[dict[str, Any]],
+              certificates: list[str]) -> dict[str, Any]:
     lab = session.scalars(select(Laboratory).order_by(Laboratory.id).limit(1)).first()
     related = {i: session.get(Report, i) for i in (report.amends_id, report.superseded_by_id) if i}
     return {
@@ -817,7 +837,8 @@ def _manifest(session: Session, settings: Settings, report: Report, generated_at
                    "audit_hash": report.audit_hash, "retain_until": report.retain_until,
                    "amends": related[report.amends_id].report_no if report.amends_id else None,
                    "superseded_by": related[report.superseded_by_id].report_no if report.superseded_by_id else None,
-                   "withdrawn_at": report.withdrawn_at, "withdrawal_reason": report.withdrawal_reason},
+                   "withdrawn_at": report.withdrawn_at, "withdrawal_reason": report.withdrawal_reason,
+                   "signing_certificates_sha256": certificates},
         "audit": {"head_seq": head[0], "head_hash": head[1], "events": events, "events_path": EVENTS},
         "retention": retention_of(session, settings, report),
         "entries": entries,
@@ -915,8 +936,21 @@ def _check_events(archive: zipfile.ZipFile, anchor: tuple[Any, Any]) -> None:
         raise _Bad(EVENTS, f"unreadable ({exc})") from None
 
 
-def verify_package(path: Path) -> PackageCheck:
-    """Check a record package offline; the first bad entry is named with the reason."""
+def _check_signature(archive: zipfile.ZipFile, pdf_path: str, trusted: list[bytes]) -> None:
+    """The report PDF's PAdES signature: intact, over the whole file, made with one of `trusted`
+    (the lab's certificates, DER), the same check as `lims report verify`."""
+    from app.reports.verification import REASONS, check_signature
+
+    outcome = check_signature(_read_member(archive, pdf_path), trusted)
+    if outcome.reason_code:
+        reason = REASONS.get(outcome.reason_code, ("", outcome.reason_code))[1]
+        raise _Bad(pdf_path, f"digital signature: {reason}")
+
+
+def verify_package(path: Path, *, trusted: Iterable[bytes] | None = None) -> PackageCheck:
+    """Check a record package offline; the first bad entry is named with the reason. Given the
+    lab's certificates (`trusted`, DER), the report PDF's digital signature is checked too: the
+    manifest's hashes only show the package is as written, the signature shows who wrote it."""
     path = Path(path)
     try:
         archive = zipfile.ZipFile(path)
@@ -951,6 +985,8 @@ def verify_package(path: Path) -> PackageCheck:
             if EVENTS not in listed:
                 raise _Bad(EVENTS, "the audit events are not listed in the manifest")
             _check_events(archive, (report.get("audit_seq"), report.get("audit_hash")))
+            if trusted is not None:
+                _check_signature(archive, pdf["path"], list(trusted))
     except _Bad as bad:
         return PackageCheck(False, bad.entry, bad.reason, len(entries))
     return PackageCheck(True, None, "intact", len(entries))

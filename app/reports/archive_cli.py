@@ -42,13 +42,35 @@ def archive_export(
 
 
 @archive_app.command("verify")
-def archive_verify(package: Path = typer.Argument(..., help="The record package (zip).")) -> None:
+def archive_verify(
+    package: Path = typer.Argument(..., help="The record package (zip)."),
+    certificate: list[Path] = typer.Option(
+        [], "--certificate", "-c", help="The lab's signing certificate (PEM): also check the report PDF's "
+                                        "digital signature against it. Repeat for several."),
+) -> None:
     """Check a record package offline: exit 0 when intact, 1 naming the first bad entry."""
     from app.reports.archive import verify_package
 
-    check = verify_package(package)
+    trusted = _certificates(certificate) if certificate else None
+    check = verify_package(package, trusted=trusted)
     if check.ok:
         print(f"intact ({check.entries} entries)")
         return
     print(f"FAIL: {check.first_bad}: {check.reason}")
     raise typer.Exit(1)
+
+
+def _certificates(paths: list[Path]) -> list[bytes]:
+    """The certificates (DER) in PEM files; an unreadable file stops the command (exit 2)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from app.cli import _fail
+
+    found: list[bytes] = []
+    for path in paths:
+        try:
+            found += [c.public_bytes(Encoding.DER) for c in x509.load_pem_x509_certificates(path.read_bytes())]
+        except (OSError, ValueError):
+            _fail(f"{path}: not a readable PEM certificate file.", 2)
+    return found

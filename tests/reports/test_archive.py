@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typer.testing import CliRunner
 
 from app.analysis.models import BatchCurve, CalibrationPoint, ImportProfile, ResultImport
 from app.cli import app as cli_app
+from app.config import Settings
 from app.core import audit
 from app.core.audit import AuditEvent
 from app.core.db import utcnow
@@ -353,6 +355,33 @@ def test_a_pdf_swapped_consistently_in_the_manifest_is_named(package, issued, tm
     assert "recorded at issue" in check.reason
 
 
+def test_damaged_compressed_bytes_name_their_entry(package, issued, tmp_path):
+    """A byte flipped inside the zip itself (no rewrite): the entry is unreadable or mismatched,
+    and named either way, never a crash."""
+    name = f"report/{issued.report.report_no}.pdf"
+    with zipfile.ZipFile(package) as z:
+        info = z.getinfo(name)
+    data = bytearray(package.read_bytes())
+    header = info.header_offset
+    start = header + 30 + int.from_bytes(data[header + 26:header + 28], "little") + \
+        int.from_bytes(data[header + 28:header + 30], "little")
+    data[start + info.compress_size // 2] ^= 0xFF
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(data))
+    check = verify_package(damaged)
+    assert (check.ok, check.first_bad) == (False, name), check
+
+
+def test_an_entry_stored_twice_is_named(package, tmp_path):
+    with zipfile.ZipFile(package) as z:
+        people = z.read("people.json")
+    with pytest.warns(UserWarning):
+        twice = rewrite(package, tmp_path / "twice.zip", lambda n, d: d, extra={"people.json": people})
+    check = verify_package(twice)
+    assert (check.ok, check.first_bad) == (False, "people.json")
+    assert "twice" in check.reason
+
+
 def test_a_file_that_is_no_zip_is_bad(tmp_path):
     path = tmp_path / "notes.zip"
     path.write_bytes(b"%PDF-1.7 not a zip")
@@ -404,6 +433,54 @@ def test_retain_until_counts_years_from_the_lab_day_of_issue(db, settings):
         # 2028-02-28 17:00 UTC is 29 February in Shanghai; six years on there is no 29 February
         assert archive.retain_until_for(session, settings, datetime(2028, 2, 28, 17, tzinfo=UTC)) == date(2034, 2, 28)
         assert archive.retain_until_for(session, settings, datetime(2026, 12, 3, 17, tzinfo=UTC)) == date(2032, 12, 4)
+
+
+@pytest.fixture(scope="module")
+def lab_signing(tmp_path_factory) -> tuple[Path, bytes, list[bytes]]:
+    """The demo signing folder of a lab, a PDF it signed, and its certificates (DER)."""
+    from app.reports.signing import DEMO_DIR, lab_signer, sign_report_pdf
+    from app.reports.verification import trusted_certificates
+
+    folder = tmp_path_factory.mktemp("lab")
+    lab = Settings(data_dir=folder / "var", database_url=f"sqlite:///{folder}/unused.db", secret_key="x")
+    signed = sign_report_pdf(render_pdf("<p>报告</p>"), lab_signer(lab, lab_name="市生态环境监测中心"),
+                             report_no="BG2026-0001", signatory_name="张三", language="zh")
+    return lab.data_dir / DEMO_DIR, signed, trusted_certificates(lab)
+
+
+def test_the_report_signature_is_checked_against_the_lab_certificate(db, settings, reportable, store, tmp_path,
+                                                                     lab_signing, package):
+    from app.reports.signing import DEMO_DIR
+
+    folder, signed, trusted = lab_signing
+    shutil.copytree(folder, settings.ensure_data_dir() / DEMO_DIR)
+    report = issue(db, make_report(db, reportable.preparer, reportable.samples, state="issued"), store,
+                   reportable.signatory, signed)
+    path = export(db, settings, report.report_no, tmp_path / "signed.zip").path
+    with zipfile.ZipFile(path) as z:
+        pem = z.read("report/lab-certificates.pem")
+    assert manifest_of(path)["report"]["signing_certificates_sha256"] == [hashlib.sha256(trusted[0]).hexdigest()]
+
+    assert verify_package(path, trusted=trusted).ok
+    pdf_name = f"report/{report.report_no}.pdf"
+    stranger = verify_package(path, trusted=[])
+    assert (stranger.ok, stranger.first_bad) == (False, pdf_name)
+    assert "not made with this lab's certificate" in stranger.reason
+    unsigned = verify_package(package, trusted=trusted)  # the fixture's report PDF carries no signature
+    assert not unsigned.ok and "no digital signature" in unsigned.reason
+    assert verify_package(package).ok  # without certificates only the package's integrity is checked
+
+    env = {"COLUMNS": "200"}
+    (tmp_path / "lab.pem").write_bytes(pem)
+    done = CliRunner().invoke(cli_app, ["archive", "verify", str(path), "-c", str(tmp_path / "lab.pem")], env=env)
+    assert (done.exit_code, done.output.strip()) == (0, f"intact ({len(manifest_of(path)['entries'])} entries)")
+    failed = CliRunner().invoke(cli_app, ["archive", "verify", str(package), "-c", str(tmp_path / "lab.pem")],
+                                env=env)
+    unsigned_pdf = manifest_of(package)["report"]["pdf"]
+    assert failed.exit_code == 1 and failed.output.startswith(f"FAIL: {unsigned_pdf}: digital signature")
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    junk = CliRunner().invoke(cli_app, ["archive", "verify", str(path), "-c", str(tmp_path / "junk.pem")], env=env)
+    assert junk.exit_code == 2
 
 
 # ---------------------------------------------------------------- refusals
