@@ -90,6 +90,7 @@ class CsvRefused(InvalidInput):
 
     def __init__(self, problems: list[tuple[int, DomainError]], **params: Any) -> None:
         self.problems = problems
+        self.count = len(problems)
         shown = problems[:5]
         more_zh = f" 等（另 {len(problems) - 5} 处）" if len(problems) > 5 else ""
         more_en = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
@@ -99,6 +100,12 @@ class CsvRefused(InvalidInput):
             message_en=self.message_en.replace("{summary}", "; ".join(
                 f"line {n}: {e.message('en')}" for n, e in shown).replace("{", "{{").replace("}", "}}") + more_en),
             count=len(problems), **params)
+
+    def headline(self, language: str) -> str:
+        """The message without the lines, for a page that lists every line below it."""
+        if language.startswith("zh"):
+            return f"CSV 未导入（未保存任何项目），共 {self.count} 处问题："
+        return f"The CSV was not imported (nothing saved); {self.count} problem(s):"
 
 
 class CsvTooLarge(InvalidInput):

@@ -43,10 +43,10 @@ MATRIX_RE = f"^({'|'.join(methods.MATRICES)})?$"
 CERTIFICATE_PAGE = 10
 
 MATRIX_NAMES = {"water": N_("Water"), "air": N_("Air"), "soil": N_("Soil"), "other": N_("Other")}
-CERTIFICATE_STATE_NAMES = {"in_force": N_("In force"), "not_yet_valid": N_("Not yet valid"),
+CERTIFICATE_STATE_NAMES = {"in_force": N_("Currently in force"), "not_yet_valid": N_("Not yet valid"),
                            "expired": N_("Expired"), "replaced": N_("Replaced by a correction")}
 CERTIFICATE_BADGES = {"in_force": "good", "not_yet_valid": "muted", "expired": "bad", "replaced": "muted"}
-SCOPE_STATUS_NAMES = {"proposed": N_("Awaiting approval"), "in_force": N_("In force"),
+SCOPE_STATUS_NAMES = {"proposed": N_("Awaiting approval"), "in_force": N_("Currently in force"),
                       "not_yet_valid": N_("Not yet valid"), "expired": N_("Expired"), "ended": N_("Ended")}
 SCOPE_BADGES = {"proposed": "warn", "in_force": "good", "not_yet_valid": "muted", "expired": "bad",
                 "ended": "muted"}
@@ -63,6 +63,7 @@ def _show(request: Request, template: str, context: dict[str, Any], *, error: Do
         full.update(refused=True, code=error.code, detail=error.message(language))
         problems = getattr(error, "problems", None)
         if problems:
+            full["detail"] = error.headline(language)
             full["errors"] = [{"message": (f"第 {n} 行：" if language.startswith("zh") else f"Line {n}: ")
                                + problem.message(language)} for n, problem in problems]
     return render(request, template, full, block=block, status_code=error.http_status if error else 200)
