@@ -185,3 +185,32 @@ def test_the_query_count_does_not_grow_with_the_samples(db, reportable, count_qu
             used.append(counted.count)
             assert statuses(found)["revisions"] == "warn"
     assert used[0] == used[1] and used[1] <= 25, used
+
+
+def test_a_standard_not_usable_at_the_time_of_use_fails(db, users, reportable, technical, store, nh3n_method, uv):
+    """A CRM unit received after the batch started cannot have been used in it."""
+    from app.reference_materials.models import MaterialUse
+    from tests.analysis.conftest import samples_in_lab
+    from tests.analysis.qc_fixtures import PASSING, STANDARD_LAYOUT, running_batch, submit
+    from tests.conftest import PASSWORD
+    from tests.reference_materials.conftest import make_lot, make_material, receive
+
+    lot = make_lot(db, technical, store, make_material(db, technical))
+    unit = receive(db, technical, lot, received_at=utcnow() - timedelta(minutes=10))[0]
+    with db.transaction() as session:
+        use = MaterialUse(item_kind="unit", item_id=unit.id, used_at=utcnow() - timedelta(hours=2), purpose="CRM",
+                          recorded_at=utcnow(), recorded_by_id=reportable.analyst.id)
+        session.add(use)
+        session.flush()
+        use_id = use.id
+    layout = tuple((label, role, index, of, {**extra, "material_use_id": use_id} if label == "CRM1" else extra)
+                   for label, role, index, of, extra in STANDARD_LAYOUT)
+    samples = samples_in_lab(db, users["custodian"], count=2, prefix="WS02-261203")
+    bench = running_batch(db, reportable.analyst, nh3n_method, samples, instrument=uv, layout=layout)
+    enter(db, bench, PASSING)
+    submit(db, bench, PASSWORD)
+    report = make_report(db, reportable.preparer, samples)
+    found = compute(db, report)
+    assert statuses(found)["materials"] == "fail"
+    assert f"{bench.batch.batch_no} CRM1" in details(found, "materials") and unit.barcode in details(found, "materials")
+    assert statuses(compute(db, make_report(db, reportable.preparer, reportable.samples)))["materials"] == "ok"

@@ -272,3 +272,16 @@ def test_a_draft_is_not_submitted_twice_by_a_stale_state(db, reportable):
         row = session.get(Report, report.id)
         assert review.sync_state(session, row, load_content(session, row)) == ReportState.DRAFT.value
     assert state_of(db, report) == ReportState.DRAFT.value
+
+
+def test_a_rolled_back_number_is_handed_out_again(db, reportable):
+    from app.reports.numbering import next_report_no
+
+    with db.reading() as session:
+        day = lab_calendar(session).today()
+    with pytest.raises(RuntimeError), db.transaction() as session:
+        assert next_report_no(session, day) == f"BG{day:%Y}-0001"
+        raise RuntimeError("the draft failed after taking its number")
+    with db.transaction() as session:
+        assert next_report_no(session, day) == f"BG{day:%Y}-0001"
+        assert next_report_no(session, day) == f"BG{day:%Y}-0002"
