@@ -89,6 +89,7 @@ from app.reference_materials.models import (
 )
 from app.reference_materials.traceability import ancestors_of
 from app.reports.content import load_content
+from app.reports.issue import years_after
 from app.reports.models import Report, ReportSample, ReportState, ReviewAct
 from app.samples.lab_models import (
     CustodyEvent,
@@ -310,14 +311,18 @@ def _stored_files(session: Session, ids: Iterable[int | None]) -> dict[int, Stor
 
 
 def _plan_report(session: Session, plan: _Plan, report: Report) -> list[Sample]:
+    """The report row, its samples and review acts, its content now and as approved, the signed
+    PDF (and the one it replaces); returns the samples it covers."""
     rows = plan.rows
     content = load_content(session, report)
     related = [session.get(Report, i) for i in (report.amends_id, report.superseded_by_id) if i]
     acts = session.scalars(select(ReviewAct).where(ReviewAct.report_id == report.id).order_by(ReviewAct.id)).all()
     placed = session.scalars(select(ReportSample).where(ReportSample.report_id == report.id)
                              .order_by(ReportSample.position)).all()
+    pdf_files = _where_in(session, StoredFile, StoredFile.sha256, {report.pdf_sha256, *(r.pdf_sha256 for r in related)})
     plan.document("report/report.json", "report", {
         "report": rows.one(report), "samples": rows.many(placed), "review_acts": rows.many(acts),
+        "pdf_files": rows.many(f for f in pdf_files if f.sha256 == report.pdf_sha256),
         "related_reports": [{"report_no": r.report_no, "state": r.state, "pdf_sha256": r.pdf_sha256,
                              "relation": "amends" if r.id == report.amends_id else "superseded_by"}
                             for r in related]})
@@ -330,6 +335,7 @@ def _plan_report(session: Session, plan: _Plan, report: Report) -> list[Sample]:
         if other.id == report.amends_id and other.pdf_sha256:  # the report this one replaces
             plan.file("report/amends", None, other.pdf_sha256, "report", exact=f"{other.report_no}.pdf")
     plan.entity("report", [report.id, *(r.id for r in related)])
+    plan.entity("stored_file", [f.id for f in pdf_files])
     return [s.sample for s in content.samples]
 
 
@@ -642,19 +648,6 @@ def event_line(event: AuditEvent) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- retention
-
-
-def years_after(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
-
-
-def retain_until_for(session: Session, settings: Settings, issued_at: datetime) -> date:
-    """The day until which a report issued at `issued_at` is kept: its issue day in the lab's
-    calendar plus `report_retention_years` (what `Report.retain_until` is set to at issue)."""
-    return years_after(lab_calendar(session).local_date(issued_at), settings.report_retention_years)
 
 
 def retention_of(session: Session, settings: Settings, report: Report) -> dict[str, dict[str, Any]]:

@@ -426,13 +426,20 @@ def test_a_withdrawn_report_is_archived_with_its_reason(db, settings, issued, us
     assert (described["state"], described["withdrawal_reason"]) == ("withdrawn", "委托方样品信息有误")
 
 
-def test_retain_until_counts_years_from_the_lab_day_of_issue(db, settings):
+def test_retention_counts_years_from_the_lab_day_of_issue(db, settings):
     from datetime import UTC, date, datetime
 
+    settings.raw_record_retention_years = 10
+    # 2028-02-28 17:00 UTC is 29 February in Shanghai; six years on there is no 29 February
+    report = Report(report_no="BG2028-0001", issued_at=datetime(2028, 2, 28, 17, tzinfo=UTC), retain_until=None)
     with db.reading() as session:
-        # 2028-02-28 17:00 UTC is 29 February in Shanghai; six years on there is no 29 February
-        assert archive.retain_until_for(session, settings, datetime(2028, 2, 28, 17, tzinfo=UTC)) == date(2034, 2, 28)
-        assert archive.retain_until_for(session, settings, datetime(2026, 12, 3, 17, tzinfo=UTC)) == date(2032, 12, 4)
+        kept = archive.retention_of(session, settings, report)
+    assert kept["report"] == {"years": 6, "from": date(2028, 2, 29), "retain_until": date(2034, 2, 28)}
+    assert kept["analysis"] == {"years": 10, "from": date(2028, 2, 29), "retain_until": date(2038, 2, 28)}
+    assert set(kept) == set(archive.REPORT_RECORDS + archive.RAW_RECORDS)
+    report.retain_until = date(2035, 1, 1)  # as fixed at issue, it prevails for the report itself
+    with db.reading() as session:
+        assert archive.retention_of(session, settings, report)["report"]["retain_until"] == date(2035, 1, 1)
 
 
 @pytest.fixture(scope="module")
