@@ -167,3 +167,35 @@ def test_procrastinate_worker_runs_the_job(pg_db, settings):
     finally:
         job_queue.close_procrastinate(settings)
         job_queue.detach(pg_db)
+
+
+def test_lims_worker_applies_the_schema_and_runs_what_was_left_queued(pg_db, settings, monkeypatch, caplog):
+    """PostgreSQL: a job whose hand-over failed (no procrastinate schema yet) stays queued; `lims
+    worker --once` applies the schema, re-sends it and runs it."""
+    from typer.testing import CliRunner
+
+    from app.cli import app as cli
+
+    settings.job_queue = "procrastinate"
+    assert not job_queue.procrastinate_schema_present(pg_db)
+    job_id = _enqueue(pg_db)
+    assert _job(pg_db, job_id).state == "queued" and "could not be dispatched" in caplog.text
+    job_queue.close_procrastinate(settings)
+    monkeypatch.setenv("LIMS_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("LIMS_DATA_DIR", str(settings.data_path))
+    result = CliRunner().invoke(cli, ["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    assert job_queue.procrastinate_schema_present(pg_db)
+    job = _job(pg_db, job_id)
+    assert (job.state, job.attempts) == ("done", 1) and calls == [("echo", job_id)]
+
+
+def test_lims_worker_needs_postgresql(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from app.cli import app as cli
+
+    monkeypatch.setenv("LIMS_DATABASE_URL", f"sqlite:///{tmp_path / 'lims.db'}")
+    monkeypatch.setenv("LIMS_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(cli, ["worker", "--once"])
+    assert result.exit_code == 2 and "PostgreSQL" in result.output
