@@ -285,3 +285,15 @@ def test_a_rolled_back_number_is_handed_out_again(db, reportable):
     with db.transaction() as session:
         assert next_report_no(session, day) == f"BG{day:%Y}-0001"
         assert next_report_no(session, day) == f"BG{day:%Y}-0002"
+
+
+def test_concurrent_drafts_never_share_a_number(pg_db, reportable):
+    from tests.conftest import race
+
+    def create(sample):
+        return lambda session: drafts.create_report(session, reportable.preparer, title="并发",
+                                                    sample_nos=[sample.sample_no]).report_no
+
+    numbers = race(pg_db, create(reportable.samples[0]), create(reportable.samples[1]))
+    assert all(isinstance(n, str) for n in numbers), numbers
+    assert sorted(n[-4:] for n in numbers) == ["0001", "0002"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.analysis import submission
 from app.analysis.models import AnalysisBatch
@@ -176,3 +176,50 @@ def test_resign_batch_only_when_broken(db, reportable, users):
 
         assert session.scalars(select(AuditEvent.action).where(AuditEvent.entity_type == "analysis_batch")
                                .order_by(AuditEvent.seq.desc())).first() == "analysis.batch_resigned"
+
+
+def test_two_checkers_at_once_sign_once(pg_db, reportable):
+    """The report row is locked per act: the second checker finds the level already taken."""
+    from tests.analysis.conftest import qualify
+    from tests.conftest import make_user, race
+
+    report = submitted(pg_db, reportable)
+    other = make_user(pg_db, "second-checker", "checker")
+    qualify(pg_db, other, reportable.method.method_id)
+
+    def check(user):
+        return lambda session: review.check_report(session, user, session.get(Report, report.id), PASSWORD)
+
+    results = race(pg_db, check(reportable.checker), check(other))
+    refusals = [r for r in results if isinstance(r, Exception)]
+    assert len(refusals) == 1 and refusals[0].code == "review_out_of_order", results
+    with pg_db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(ReviewAct).where(
+            ReviewAct.report_id == report.id, ReviewAct.level == "check")) == 1
+
+
+def test_reports_past_review_take_no_level_act(db, reportable):
+    report = submitted(db, reportable)
+    with db.transaction() as session:
+        session.get(Report, report.id).state = ReportState.ISSUED.value
+    refused(db, lambda: act(db, review.check_report, reportable.checker, report, PASSWORD), "report_not_in_review")
+    refused(db, lambda: act(db, review.return_report, reportable.checker, report, "已出具的报告不能退回"),
+            "report_not_in_review")
+    with db.transaction() as session:  # sync_state leaves a report past review alone
+        row = session.get(Report, report.id)
+        assert review.sync_state(session, row, load_content(session, row)) == ReportState.ISSUED.value
+
+
+def test_the_history_and_level_signatures_load_in_a_fixed_number_of_queries(db, reportable, count_queries):
+    report = submitted(db, reportable)
+    used = []
+    for _ in range(2):
+        with db.reading() as session:
+            row = session.get(Report, report.id)
+            content = load_content(session, row)
+            with count_queries() as counted:
+                review.level_signatures(session, row, content)
+            used.append(counted.count)
+        act(db, review.return_report, reportable.checker, report, "请核对现场记录中的采样时间")
+        act(db, drafts.submit_report, reportable.preparer, report, PASSWORD)
+    assert used == [1, 1]
