@@ -178,6 +178,7 @@ def _qc(session: Session, content: ReportContent) -> ChecklistItem:
         actions.setdefault((action.batch_id, check_key(evaluation)), []).append(action)
     fails: list[Detail] = []
     warns: list[Detail] = []
+    notes: list[Detail] = []  # failures a rerun answered: the rerun's result is the one reported
     for batch in sorted(content.batches.values(), key=lambda b: b.batch_no):
         if batch.id not in latest_run:
             fails.append((f"分析批 {batch.batch_no}：未进行质控评价",
@@ -195,9 +196,9 @@ def _qc(session: Session, content: ReportContent) -> ChecklistItem:
                           f"{batch_no} {en}: failed, qualifier {answer.qualifier} (printed on the report): "
                           f"{answer.justification}"))
         else:
-            warns.append((f"{batch_no} {zh}：不合格，已重新分析：{answer.justification}",
+            notes.append((f"{batch_no} {zh}：不合格，已重新分析：{answer.justification}",
                           f"{batch_no} {en}: failed, rerun: {answer.justification}"))
-    return item("qc", _status(fails, warns), fails + warns)
+    return item("qc", _status(fails, warns), fails + warns + notes)
 
 
 def _analysis_start(line_batch: AnalysisBatch | None, result: AnalysisResult) -> datetime:

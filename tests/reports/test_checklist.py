@@ -214,3 +214,15 @@ def test_a_standard_not_usable_at_the_time_of_use_fails(db, users, reportable, t
     assert statuses(found)["materials"] == "fail"
     assert f"{bench.batch.batch_no} CRM1" in details(found, "materials") and unit.barcode in details(found, "materials")
     assert statuses(compute(db, make_report(db, reportable.preparer, reportable.samples)))["materials"] == "ok"
+
+
+def test_a_qc_failure_answered_by_a_rerun_is_listed_but_passes(db, reportable):
+    report = make_report(db, reportable.preparer, reportable.samples)
+    failed = _failed_check(db, reportable)
+    with db.transaction() as session:
+        session.add(CorrectiveAction(batch_id=failed.batch_id, evaluation_id=failed.id, kind="rerun",
+                                     justification="spike re-prepared and rerun", recorded_at=utcnow(),
+                                     recorded_by_id=reportable.analyst.id))
+    found = compute(db, report)
+    assert statuses(found)["qc"] == "ok"
+    assert "rerun: spike re-prepared" in details(found, "qc")
