@@ -348,3 +348,28 @@ def return_report(session: Session, actor: User, report: Report, reason: str) ->
         "report_no": report.report_no, "level": awaited.value, "state": state, "reason": text,
         "content_sha256": act.content_sha256, "review_act_id": act.id})
     return report
+
+
+def resync_reports_of_samples(session: Session, actor: Any, sample_ids: list[int]) -> list[str]:
+    """After data under reports in review changed (a result revised, a batch re-signed), set each
+    such report to the state its signatures now say, audited as `reports.state_synced`; returns
+    the numbers of the reports that moved. Review acts resync on their own; this keeps the stored
+    state (which worklists filter on) honest in between."""
+    from app.reports.models import ReportSample
+
+    if not sample_ids:
+        return []
+    reports = list(session.scalars(
+        select(Report).where(Report.state.in_(REVIEW_STATES), Report.id.in_(
+            select(ReportSample.report_id).where(ReportSample.sample_id.in_(list(sample_ids)))))
+        .order_by(Report.id).with_for_update()))
+    moved = []
+    for report in reports:
+        before = report.state
+        content = load_content(session, report)
+        state = sync_state(session, report, content)
+        if state != before:
+            audit.append(session, actor, "reports.state_synced", "report", report.id, {"state": before},
+                         {"report_no": report.report_no, "state": state, "content_sha256": content.content_sha256})
+            moved.append(report.report_no)
+    return moved

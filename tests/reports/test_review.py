@@ -223,3 +223,18 @@ def test_the_history_and_level_signatures_load_in_a_fixed_number_of_queries(db, 
         act(db, review.return_report, reportable.checker, report, "请核对现场记录中的采样时间")
         act(db, drafts.submit_report, reportable.preparer, report, PASSWORD)
     assert used == [1, 1]
+
+
+def test_reports_under_changed_data_are_resynced_and_audited(db, reportable, users):
+    from app.core.audit import SYSTEM
+
+    report = submitted(db, reportable)
+    act(db, review.check_report, reportable.checker, report, PASSWORD)
+    sample_ids = [s.id for s in reportable.samples]
+    with db.transaction() as session:
+        assert review.resync_reports_of_samples(session, SYSTEM, sample_ids) == []  # nothing moved
+    enter(db, reportable.bench, {"S-002": "0.207"}, reason="recalculated: wrong dilution factor")
+    with db.transaction() as session:
+        assert review.resync_reports_of_samples(session, SYSTEM, sample_ids) == [report.report_no]
+    assert state_of(db, report) == ReportState.DRAFT.value
+    assert audit_actions(db, report)[-1] == "reports.state_synced"
