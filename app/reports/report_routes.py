@@ -37,10 +37,10 @@ BASE = "/reports"
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
 
 STATE_NAMES = {
-    ReportState.DRAFT.value: N_("In preparation"),
+    ReportState.DRAFT.value: N_("Being compiled"),
     ReportState.SUBMITTED.value: N_("Awaiting check"),
     ReportState.CHECKED.value: N_("Awaiting technical review"),
-    ReportState.REVIEWED.value: N_("Awaiting approval"),
+    ReportState.REVIEWED.value: N_("Awaiting approval (签发)"),
     ReportState.APPROVED.value: N_("Approved, being issued"),
     ReportState.ISSUED.value: N_("Report issued"),
     ReportState.SUPERSEDED.value: N_("Superseded"),
