@@ -269,7 +269,7 @@ def _instruments(session: Session, content: ReportContent) -> ChecklistItem:
     if not times:
         return item("instruments", OK)
     instruments = {i.id: i for i in session.scalars(select(Instrument).where(
-        Instrument.id.in_({i for i, _ in times})))}
+        Instrument.id.in_(sorted({i for i, _ in times}))))}
     every = [t for moments in times.values() for t in moments]
     points = _change_points(session, list(instruments), min(every), max(every))
     fails: list[Detail] = []
@@ -321,8 +321,8 @@ def _analysts(session: Session, content: ReportContent) -> ChecklistItem:
     method_of_version = {line.method_version.id: line.method_version.method_id
                          for _, line in content.lines() if line.method_version is not None}
     batches = sorted(content.batches.values(), key=lambda b: b.batch_no)
-    people = {u.id: u for u in session.scalars(select(User).where(User.id.in_({b.analyst_id for b in batches})))} \
-        if batches else {}
+    analyst_ids = sorted({b.analyst_id for b in batches})
+    people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(analyst_ids)))} if batches else {}
     codes = {line.method_version.method_id: line.method_code for _, line in content.lines() if line.method_version}
     fails: list[Detail] = []
     for batch in batches:
@@ -384,11 +384,11 @@ def _revisions(session: Session, content: ReportContent) -> ChecklistItem:
         return item("revisions", OK)
     history: dict[tuple[int, str], list[AnalysisResult]] = {}
     for r in session.scalars(select(AnalysisResult).where(
-            AnalysisResult.position_id.in_({p for p, _ in revised})).order_by(AnalysisResult.revision)):
+            AnalysisResult.position_id.in_(sorted({p for p, _ in revised}))).order_by(AnalysisResult.revision)):
         if (r.position_id, r.parameter) in revised:
             history.setdefault((r.position_id, r.parameter), []).append(r)
     people = {u.id: u for u in session.scalars(select(User).where(
-        User.id.in_({r.entered_by_id for rows in history.values() for r in rows})))}
+        User.id.in_(sorted({r.entered_by_id for rows in history.values() for r in rows}))))}
     warns: list[Detail] = []
     for key, (s, line) in sorted(revised.items(), key=lambda kv: (kv[1][0].sample.sample_no, kv[1][1].parameter)):
         rows = history.get(key, [])

@@ -190,7 +190,7 @@ def _producer_deeds(session: Session, user: User, report: Report, content: Repor
                 select(AnalysisResult.position_id, AnalysisResult.parameter, AnalysisResult.revision,
                        AnalysisResult.entered_by_id, ResultImport.imported_by_id, ResultImport.code)
                 .outerjoin(ResultImport, ResultImport.id == AnalysisResult.import_id)
-                .where(AnalysisResult.position_id.in_({p for p, _ in cells}),
+                .where(AnalysisResult.position_id.in_(sorted({p for p, _ in cells})),
                        or_(AnalysisResult.entered_by_id == user.id, ResultImport.imported_by_id == user.id))
                 .order_by(AnalysisResult.id)):
             where = cells.get((position_id, parameter))
