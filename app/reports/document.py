@@ -214,7 +214,7 @@ def build_document(session: Session, report: Any, content: ReportContent, *, sig
 
     evaluations = _evaluate(session, report, content, calendar)
     checks = _conditional_checks(session, content)
-    samples = tuple(_printed_sample(s, evaluations.get(s.sample.id), checks.get(s.sample.id))
+    samples = tuple(_printed_sample(s, evaluations.get(s.sample.id), checks.get(s.sample.id), report.language)
                     for s in content.samples)
     tables = _result_tables(content, samples, evaluations, flagged, report.language)
     first_analysed, last_analysed = analysis_period(content)
@@ -324,10 +324,10 @@ def _conditional_checks(session: Session, content: ReportContent) -> dict[int, R
 
 
 def _printed_sample(s: ReportSampleContent, evaluation: SampleEvaluation | None,
-                    check: ReceiptCheck | None) -> PrintedSample:
+                    check: ReceiptCheck | None, language: str) -> PrintedSample:
     site_name = ""
     if s.site_version is not None:
-        site_name = i18n.pick(s.site_version.name_zh, s.site_version.name_en)
+        site_name = i18n.pick(s.site_version.name_zh, s.site_version.name_en, _language(language))
     condition = s.receipt.decision if s.receipt is not None else ""
     note = check.deviation if check is not None else ""
     exceeding = ()
