@@ -59,7 +59,7 @@ from app.analysis.models import (
 from app.config import Settings
 from app.core import audit
 from app.core.audit import AuditEvent
-from app.core.canonical import ISO_UTC
+from app.core.canonical import ISO_UTC, content_hash
 from app.core.db import utcnow
 from app.core.errors import DomainError, NotFound
 from app.core.files import CHUNK, FileStore, StoredFile, file_store
@@ -115,6 +115,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_HASH = "manifest.sha256"
 EVENTS = "audit/events.jsonl"
+CONTENT = "report/content.json"  # what the review signatures bind, with its hash now and at approval
 CERTIFICATES = "report/lab-certificates.pem"  # the lab's signing certificates (public), for reference
 ARCHIVABLE = (ReportState.ISSUED.value, ReportState.SUPERSEDED.value, ReportState.WITHDRAWN.value)
 _IN_CHUNK = 500  # ids per IN (...) list
@@ -327,7 +328,7 @@ def _plan_report(session: Session, plan: _Plan, report: Report) -> list[Sample]:
                              "relation": "amends" if r.id == report.amends_id else "superseded_by"}
                             for r in related]})
     now = content.content_sha256
-    plan.document("report/content.json", "report", {
+    plan.document(CONTENT, "report", {
         "content": content.signed_content(), "content_sha256_now": now,
         "content_sha256_approved": report.content_sha256, "unchanged_since_approval": now == report.content_sha256})
     plan.file("report", None, report.pdf_sha256, "report", exact=f"{report.report_no}.pdf")
@@ -929,6 +930,21 @@ def _check_events(archive: zipfile.ZipFile, anchor: tuple[Any, Any]) -> None:
         raise _Bad(EVENTS, f"unreadable ({exc})") from None
 
 
+def _check_content(archive: zipfile.ZipFile, approved: Any) -> None:
+    """The report content in the package hashes (canonical JSON, as review signatures bind it) to
+    the hash it states, and, unless the records changed after approval, to the approved hash."""
+    try:
+        document = json.loads(_read_member(archive, CONTENT))
+        recomputed = content_hash(document["content"])
+        stated, unchanged = document["content_sha256_now"], document["unchanged_since_approval"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _Bad(CONTENT, f"malformed ({exc})") from None
+    if recomputed != stated:
+        raise _Bad(CONTENT, "the content does not hash to the SHA-256 it states")
+    if unchanged and recomputed != approved:
+        raise _Bad(CONTENT, "the content is not the content the signatory approved")
+
+
 def _check_signature(archive: zipfile.ZipFile, pdf_path: str, trusted: list[bytes]) -> None:
     """The report PDF's PAdES signature: intact, over the whole file, made with one of `trusted`
     (the lab's certificates, DER), the same check as `lims report verify`."""
@@ -977,6 +993,9 @@ def verify_package(path: Path, *, trusted: Iterable[bytes] | None = None) -> Pac
                            "the report PDF does not match the hash recorded at issue")
             if EVENTS not in listed:
                 raise _Bad(EVENTS, "the audit events are not listed in the manifest")
+            if CONTENT not in listed:
+                raise _Bad(CONTENT, "the report content is not listed in the manifest")
+            _check_content(archive, report.get("content_sha256"))
             _check_events(archive, (report.get("audit_seq"), report.get("audit_hash")))
             if trusted is not None:
                 _check_signature(archive, pdf["path"], list(trusted))

@@ -348,6 +348,24 @@ def test_the_audit_head_printed_on_the_report_must_be_the_exported_event(package
     assert f"event {issued.report.audit_seq}: not the audit head" in check.reason
 
 
+def test_report_content_edited_consistently_in_the_manifest_is_named(package, tmp_path):
+    with zipfile.ZipFile(package) as z:
+        document = json.loads(z.read("report/content.json"))
+    assert document["unchanged_since_approval"] is True
+    document["content"]["samples"][0]["lines"][0]["value"] = "0.050"
+    forged = json.dumps(document, ensure_ascii=False, sort_keys=True, indent=1).encode()
+    check = verify_package(_with_consistent_manifest(package, tmp_path / "bad.zip", "report/content.json", forged))
+    assert (check.ok, check.first_bad) == (False, "report/content.json")
+    assert "does not hash" in check.reason
+
+    from app.core.canonical import content_hash
+    document["content_sha256_now"] = content_hash(document["content"])  # rehashed too: not what was approved
+    forged = json.dumps(document, ensure_ascii=False, sort_keys=True, indent=1).encode()
+    check = verify_package(_with_consistent_manifest(package, tmp_path / "bad2.zip", "report/content.json", forged))
+    assert (check.ok, check.first_bad) == (False, "report/content.json")
+    assert "approved" in check.reason
+
+
 def test_a_pdf_swapped_consistently_in_the_manifest_is_named(package, issued, tmp_path):
     name = f"report/{issued.report.report_no}.pdf"
     check = verify_package(_with_consistent_manifest(package, tmp_path / "bad.zip", name, render_pdf("<p>假</p>")))
