@@ -33,9 +33,6 @@ from app.config import Settings
 from app.core.errors import DomainError, InvalidInput
 
 SIGNATURE_FIELD = "LabSignature"
-# Where the stamp goes on the last page (PDF points, origin bottom left): x1, y1, x2, y2. The
-# printable report leaves this corner free (app/reports/document.py SIGNATURE_BOX).
-DEFAULT_SIGNATURE_BOX = (370, 40, 565, 120)
 DEMO_DIR = "signing"
 DEMO_P12 = "demo-lab.p12"
 DEMO_PEM = "demo-lab.pem"
@@ -349,11 +346,18 @@ def signature_metadata(signer: LabSigner, *, report_no: str, signatory_name: str
     )
 
 
+def signature_box() -> tuple[int, int, int, int]:
+    """Where the stamp goes on the last page (x1, y1, x2, y2 in points from the bottom left):
+    the corner the printed report leaves free for it."""
+    from app.reports.document import SIGNATURE_BOX
+
+    return SIGNATURE_BOX
+
+
 def sign_report_pdf(pdf: bytes, signer: LabSigner, *, report_no: str, signatory_name: str, language: str,
-                    signed_at: datetime | None = None,
-                    box: tuple[int, int, int, int] = DEFAULT_SIGNATURE_BOX) -> bytes:
-    """The PDF signed by the lab (PAdES, visible stamp on the last page at `box`); the result
-    begins with `pdf`'s bytes unchanged."""
+                    signed_at: datetime | None = None, box: tuple[int, int, int, int] | None = None) -> bytes:
+    """The PDF signed by the lab (PAdES, visible stamp on the last page at `box`, by default the
+    printed report's `SIGNATURE_BOX`); the result begins with `pdf`'s bytes unchanged."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.sign.fields import SigFieldSpec
@@ -368,7 +372,7 @@ def sign_report_pdf(pdf: bytes, signer: LabSigner, *, report_no: str, signatory_
         signature_metadata(signer, report_no=report_no, signatory_name=signatory_name, language=language),
         signer.signer,  # type: ignore[arg-type]
         stamp_style=stamp_style(signer.font_file),  # type: ignore[arg-type]
-        new_field_spec=SigFieldSpec(SIGNATURE_FIELD, on_page=-1, box=box),
+        new_field_spec=SigFieldSpec(SIGNATURE_FIELD, on_page=-1, box=box or signature_box()),
     )
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)

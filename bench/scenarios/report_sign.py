@@ -33,11 +33,11 @@ from typing import Any
 from app.config import Settings
 from app.core.pdf import render_pdf
 from app.reports.signing import (
-    DEFAULT_SIGNATURE_BOX,
     SIGNATURE_FIELD,
     LabSigner,
     lab_signer,
     sign_report_pdf,
+    signature_box,
     signature_metadata,
     stamp_style,
     stamp_text,
@@ -112,7 +112,7 @@ def ours(ctx: BenchContext) -> Prepared:
 
     def run() -> bytes:
         return sign_report_pdf(pdf, signer, report_no=REPORT_NO, signatory_name=SIGNATORY, language="zh",
-                               signed_at=SIGNED_AT, box=DEFAULT_SIGNATURE_BOX)
+                               signed_at=SIGNED_AT)
 
     return Prepared(run, _fingerprint(pdf))
 
@@ -130,7 +130,7 @@ def baseline(ctx: BenchContext) -> Prepared:
 
     def run() -> bytes:
         pdf_signer = PdfSigner(metadata, signer.signer, stamp_style=style,  # type: ignore[arg-type]
-                               new_field_spec=SigFieldSpec(SIGNATURE_FIELD, on_page=-1, box=DEFAULT_SIGNATURE_BOX))
+                               new_field_spec=SigFieldSpec(SIGNATURE_FIELD, on_page=-1, box=signature_box()))
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
         return pdf_signer.sign_pdf(writer, appearance_text_params={"text": text}).getvalue()
 

@@ -18,8 +18,8 @@ from cryptography.x509.oid import NameOID
 
 from app.config import Settings
 from app.core.pdf import render_pdf
+from app.reports.document import SIGNATURE_BOX
 from app.reports.signing import (
-    DEFAULT_SIGNATURE_BOX,
     SIGNATURE_FIELD,
     STAMP_FACE,
     ReportSigningFailed,
@@ -202,7 +202,7 @@ def test_the_visible_stamp_is_drawn_on_the_last_page_with_an_embedded_cjk_subset
                              language="zh")
     widget, pages, appearance = _stamp(signed)
     assert len(pages) > 1
-    assert [float(v) for v in widget["/Rect"]] == [float(v) for v in DEFAULT_SIGNATURE_BOX]
+    assert [float(v) for v in widget["/Rect"]] == [float(v) for v in SIGNATURE_BOX]  # left free by the report
     assert widget["/P"].get_object() == pages[-1].get_object()
     assert any(a.get_object() == widget for a in pages[-1].get_object()["/Annots"])
     found = []
