@@ -248,6 +248,8 @@ def record_certificate(session: Session, actor: User, certificate_no: Any, issue
     if end <= start:
         raise errors.CertificateDatesInvalid(valid_from=start.isoformat(), valid_to=end.isoformat())
     remark = lab_input.text(note, "备注", "The note", 500)
+    if replaces is not None:
+        _lock(session, replaces)
     latest = latest_record_of(session, number)
     if latest is not None and replaces != latest.id:
         raise errors.CertificateAlreadyRecorded(certificate_no=number, record=latest.id)
@@ -262,7 +264,15 @@ def record_certificate(session: Session, actor: User, certificate_no: Any, issue
     return row
 
 
+def _lock(session: Session, certificate_id: int) -> None:
+    """Serialise acts on one certificate record (PostgreSQL row lock; SQLite writes are serial):
+    two imports cannot both pass the duplicate check, two corrections cannot both replace it."""
+    session.execute(select(AccreditationCertificate.id).where(AccreditationCertificate.id == certificate_id)
+                    .with_for_update())
+
+
 def _assert_current(session: Session, cert: AccreditationCertificate) -> None:
+    _lock(session, cert.id)
     latest = latest_record_of(session, cert.certificate_no)
     if latest is not None and latest.id != cert.id:
         raise errors.CertificateReplaced(certificate_no=cert.certificate_no, record=cert.id, replacement=latest.id)

@@ -16,7 +16,7 @@ from app.core.errors import DomainError
 from app.core.labtime import DEFAULT_CALENDAR, lab_calendar
 from app.reports import scopes
 from app.reports.models import AccreditationCertificate, AccreditationItem, SignatoryScope
-from tests.conftest import make_user
+from tests.conftest import make_user, race
 from tests.reports.conftest import grant_signatory_scope
 
 TODAY = DEFAULT_CALENDAR.today()  # the lab day (Asia/Shanghai), not the machine's
@@ -612,3 +612,50 @@ def test_the_register_filters_by_status_and_counts_what_awaits_approval(db, user
         assert [r.scope.id for r in scopes.list_signatory_scopes(session, matrix="air").items] == [proposed.id]
         assert scopes.count_awaiting_approval(session, qm) == 1
         assert scopes.count_awaiting_approval(session, tm) == 0  # their own proposal
+
+
+# ---------------------------------------------------------------- concurrency (PostgreSQL)
+
+
+def test_two_concurrent_imports_of_one_line_only_one_saves_it(pg_db, users):
+    tm = users["technical_manager"]
+    cert = _certificate(pg_db, tm, [])
+    data = b"parameter,method_code,matrix\nNH3-N,HJ 535-2009,water\n"
+
+    def load(session):
+        return len(scopes.import_items_csv(session, tm, session.get(AccreditationCertificate, cert.id), data))
+
+    results = race(pg_db, load, load)
+    refused = [r for r in results if isinstance(r, DomainError)]
+    assert len(refused) == 1 and refused[0].code == "cma_csv_refused", results
+    assert refused[0].problems[0][1].code == "cma_item_duplicate"
+    assert _counts(pg_db)[1] == 1
+
+
+def test_two_concurrent_corrections_only_one_replaces_the_record(pg_db, users):
+    tm = users["technical_manager"]
+    cert = _certificate(pg_db, tm, [NH3N])
+    data = b"parameter,method_code,matrix\nCOD,HJ 828-2017,water\n"
+
+    def correct(session):
+        return scopes.replace_certificate(session, tm, session.get(AccreditationCertificate, cert.id), "局",
+                                          "2024-01-01", "2029-12-31", data).id
+
+    results = race(pg_db, correct, correct)
+    refused = [r for r in results if isinstance(r, DomainError)]
+    assert len(refused) == 1 and refused[0].code == "cma_certificate_recorded", results
+    assert _counts(pg_db)[0] == 2
+
+
+def test_two_concurrent_approvals_only_one_counts(pg_db, users):
+    scope = _propose(pg_db, users["technical_manager"], users["signatory"], matrix="air")
+
+    def approve(qm):
+        return lambda session: scopes.approve_signatory_scope(session, qm, session.get(SignatoryScope, scope.id)).id
+
+    results = race(pg_db, approve(users["quality_manager"]), approve(users["quality_manager_2"]))
+    refused = [r for r in results if isinstance(r, DomainError)]
+    assert len(refused) == 1 and refused[0].code == "signatory_scope_already_approved", results
+    with pg_db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "reports.signatory_scope_approved")) == 1
