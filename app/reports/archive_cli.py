@@ -12,7 +12,7 @@ archive_app = typer.Typer(help="Record packages of issued reports.", no_args_is_
 @archive_app.command("export")
 def archive_export(
     report_no: str = typer.Argument(..., help="Report number, e.g. BG2026-0001."),
-    output: Path = typer.Option(..., "-o", "--output", help="The zip file to write."),
+    output: Path = typer.Option(..., "-o", "--output", metavar="FILE.zip", help="The zip file to write."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
     """Write the record package (zip) of an issued, superseded or withdrawn report."""
@@ -45,8 +45,9 @@ def archive_export(
 def archive_verify(
     package: Path = typer.Argument(..., help="The record package (zip)."),
     certificate: list[Path] = typer.Option(
-        [], "--certificate", "-c", help="The lab's signing certificate (PEM): also check the report PDF's "
-                                        "digital signature against it. Repeat for several."),
+        [], "--certificate", "-c", metavar="FILE.pem",
+        help="The lab's signing certificate (PEM): also check the report PDF's digital signature against it. "
+             "Repeat for several."),
 ) -> None:
     """Check a record package offline: exit 0 when intact, 1 naming the first bad entry."""
     from app.reports.archive import verify_package
