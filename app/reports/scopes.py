@@ -467,13 +467,27 @@ def list_certificates(session: Session, *, page: int = 1, size: int = 20) -> Pag
 class ItemRow:
     item: AccreditationItem
     certificate: AccreditationCertificate
+    known: bool  # a registered method of that code and matrix measures the parameter
+
+
+def registered_items(session: Session, method_codes: Iterable[str]) -> set[tuple[str, str, str]]:
+    """(parameter, method code, matrix) the lab's registered methods measure, for these codes:
+    reports name their lines so, and only such an item can ever match a report line."""
+    codes = set(method_codes)
+    if not codes:
+        return set()
+    return {tuple(row) for row in session.execute(
+        select(MethodParameter.parameter, Method.code, Method.matrix).distinct()
+        .join(MethodVersion, MethodVersion.method_id == Method.id)
+        .join(MethodParameter, MethodParameter.method_version_id == MethodVersion.id)
+        .where(Method.code.in_(codes)))}
 
 
 def list_items(session: Session, *, certificate_id: int | None = None, parameter: str = "", method: str = "",
                matrix: str = "", in_force_on: date | None = None, page: int = 1,
                size: int = 25) -> Page[ItemRow]:
     """Scope lines filtered by certificate record, parameter, method code (a part of it) and
-    matrix; `in_force_on` keeps the lines of the records in force that day. Two queries."""
+    matrix; `in_force_on` keeps the lines of the records in force that day. Three queries."""
     query = select(AccreditationItem, AccreditationCertificate).join(
         AccreditationCertificate, AccreditationCertificate.id == AccreditationItem.certificate_id)
     if certificate_id is not None:
@@ -494,7 +508,9 @@ def list_items(session: Session, *, certificate_id: int | None = None, parameter
     rows = session.execute(query.order_by(AccreditationItem.matrix, AccreditationItem.method_code,
                                           AccreditationItem.parameter, AccreditationItem.id)
                            .limit(size).offset((page - 1) * size)).all()
-    return Page([ItemRow(i, c) for i, c in rows], page, size, total)
+    known = registered_items(session, {i.method_code for i, _ in rows})
+    return Page([ItemRow(i, c, (i.parameter, i.method_code, i.matrix) in known) for i, c in rows], page, size,
+                total)
 
 
 # ---------------------------------------------------------------- signatory scopes

@@ -273,3 +273,14 @@ def test_the_nav_offers_both_pages(client, users):
     login(client, "analyst")
     page = client.get("/dashboard")
     assert 'href="/scopes/cma"' in page.text and 'href="/scopes/signatories"' in page.text
+
+
+def test_items_no_registered_method_measures_are_marked(db, client, users, nh3n_method):
+    """A scope line names the parameter as the lab's methods do, or it never matches a report line."""
+    _certificate(db, users["technical_manager"], [("NH3-N", "HJ 535-2009", "water"), ("氨氮", "HJ 535-2009", "water"),
+                                                  ("NH3-N", "HJ 535-2009", "soil")])
+    login(client, "quality-manager")
+    page = client.get("/scopes/cma")
+    rows = re.findall(r'<tr data-item="\d+">(.*?)</tr>', page.text, re.S)
+    marked = {re.search(r"<td>([^<\s]+)", row).group(1) + ("!" if "data-unregistered" in row else "") for row in rows}
+    assert marked == {"NH3-N", "氨氮!", "NH3-N!"}
