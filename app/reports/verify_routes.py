@@ -32,7 +32,7 @@ from app.reports.verification import (
 
 router = APIRouter(tags=["verification"])
 STATUS_NAMES = {
-    VerificationStatus.VALID: N_("In force"), VerificationStatus.SUPERSEDED: N_("Superseded"),
+    VerificationStatus.VALID: N_("Report in force"), VerificationStatus.SUPERSEDED: N_("Superseded"),
     VerificationStatus.WITHDRAWN: N_("Withdrawn"), VerificationStatus.INVALID: N_("Invalid"),
     VerificationStatus.UNKNOWN: N_("Not issued in this form"),
 }
