@@ -382,6 +382,9 @@ def _plan_samples(session: Session, plan: _Plan, samples: list[Sample]) -> tuple
                             "batch_id")
 
     container_sample = {c.id: c.sample_id for c in containers}
+    photos_of, links_of = _group(photos, "sample_id"), _group(links, "sample_id")
+    checks_of, expected_of = _group(checks, "sample_id"), _group(expected, "container_id")
+    scans_of, door_scans_of = _group(scans, "container_id"), _group(door_scans, "container_id")
     for sample in samples:
         folder = f"records/samples/{safe_name(sample.sample_no)}"
         own = {c.id for c in by_sample_containers.get(sample.id, [])}
@@ -391,28 +394,28 @@ def _plan_samples(session: Session, plan: _Plan, samples: list[Sample]) -> tuple
             "containers": rows.many(by_sample_containers.get(sample.id, [])),
             "task": rows.one(tasks.get(sample.task_id)), "site": rows.one(sites.get(sample.site_id)),
             "site_version": rows.one(versions.get(sample.site_version_id))})
-        own_photos = [p for p in photos if p.sample_id == sample.id]
+        own_photos = photos_of.get(sample.id, [])
         plan.document(f"{folder}/field.json", "field", {
             "entries": rows.many(entries.get(sample.id, [])), "photos": rows.many(own_photos),
             "photo_files": rows.many(photo_files.get(p.file_id) for p in own_photos)})
         for photo in own_photos:
             plan.file(f"{folder}/photos", photo_files.get(photo.file_id), photo.sha256, "field")
-        own_links = [link for link in links if link.sample_id == sample.id]
+        own_links = links_of.get(sample.id, [])
         own_events = sorted({link.event_id for link in own_links})
-        own_scans = [s for s in scans if s.container_id in own]
+        own_scans = [s for c in sorted(own) for s in scans_of.get(c, [])]
         plan.document(f"{folder}/custody.json", "custody", {
             "events": rows.many(events[i] for i in own_events), "event_containers": rows.many(own_links),
             "shipments": rows.many(shipments[i] for i in sorted(
                 {events[i].shipment_id for i in own_events if events[i].shipment_id}
                 | {s.shipment_id for s in own_scans})),
             "shipment_scans": rows.many(own_scans)})
-        own_checks = [c for c in checks if c.sample_id == sample.id]
+        own_checks = checks_of.get(sample.id, [])
         receipt = receipts.get(sample.id)
         own_deliveries = sorted({c.delivery_id for c in own_checks} | ({receipt.delivery_id} if receipt else set()))
         plan.document(f"{folder}/receipt.json", "receipt", {
             "deliveries": rows.many(deliveries[i] for i in own_deliveries),
-            "expected": rows.many(e for e in expected if e.container_id in own),
-            "scans": rows.many(s for s in door_scans if s.container_id in own),
+            "expected": rows.many(e for c in sorted(own) for e in expected_of.get(c, [])),
+            "scans": rows.many(s for c in sorted(own) for s in door_scans_of.get(c, [])),
             "checks": rows.many(own_checks), "receipt": rows.one(receipt),
             "holding_clocks": rows.many(clocks.get(sample.id, [])),
             "holding_deviations": rows.many(deviations.get(sample.id, []))})

@@ -31,6 +31,7 @@ from app.core.errors import DomainError
 from app.core.files import StoredFile
 from app.core.labtime import lab_calendar
 from app.core.pdf import render_pdf
+from app.instruments.models import CalibrationRecord, Instrument
 from app.reference_materials.models import MaterialUse
 from app.reports import archive
 from app.reports.archive import export_package, verify_package
@@ -40,6 +41,7 @@ from app.samples.lab_models import CustodyEvent, CustodyEventContainer
 from app.samples.models import Container, FieldEntry, SamplePhoto
 from tests.analysis import conftest as analysis_fixtures
 from tests.analysis.qc_fixtures import enter
+from tests.instruments.conftest import calibrate, local_today
 from tests.reports.conftest import Reportable, make_report, reportable_samples
 
 standards = analysis_fixtures.standards
@@ -53,6 +55,8 @@ class Issued:
     raw: bytes
     photo_sha256: str
     lot_folder: str
+    certificate_no: str  # of the calibration in force when the instrument was used
+    field_test_at: str
 
 
 def _stored(db, store, data: bytes, filename: str, media_type: str, user) -> StoredFile:
@@ -89,11 +93,14 @@ def issue(db, report: Report, store, signatory, pdf: bytes) -> Report:
 
 
 @pytest.fixture
-def issued(db, reportable, store, standards, users) -> Issued:
+def issued(db, reportable, store, standards, users, technical) -> Issued:
     """An issued report over the `reportable` samples, whose records also have a corrected result,
     a field entry and photo, a custody hand-over, an instrument import file and a calibration
     point made from a standard solution of a CRM lot."""
     bench, analyst, sample = reportable.bench, reportable.analyst, reportable.samples[0]
+    today = local_today(db)  # a certificate that had expired before any of these measurements
+    calibrate(db, technical, store, Instrument(id=bench.batch.instrument_id), performed_on=today - timedelta(days=500),
+              valid_until=today - timedelta(days=135), certificate_no="JD-OLD-EXPIRED")
     enter(db, bench, {"S-001": "0.515"}, reason="transcription error corrected")
     raw = b"Sample,NH3-N\nS-001,0.515\nS-002,0.200\n"
     raw_file = _stored(db, store, raw, "uv_run_1203.csv", "text/csv", analyst)
@@ -109,6 +116,10 @@ def issued(db, reportable, store, standards, users) -> Issued:
         session.add(FieldEntry(client_id="arch-field-1", sample_id=sample.id, kind="observation",
                                act_at=now - timedelta(hours=3), payload='{"weather":"晴"}',
                                entered_by_id=reportable.sampler.id, entered_at=now - timedelta(hours=3)))
+        session.add(FieldEntry(client_id="arch-field-2", sample_id=sample.id, kind="field_test", parameter="pH",
+                               value=Decimal("7.21"), instrument_id=reportable.bench.batch.instrument_id,
+                               act_at=now - timedelta(hours=5), entered_by_id=reportable.sampler.id,
+                               entered_at=now - timedelta(hours=5)))
         session.add(SamplePhoto(client_id="arch-photo-1", sample_id=sample.id, file_id=photo.id, sha256=photo.sha256,
                                 size=photo.size, thumbnail_sha256=photo.sha256, width=8, height=8,
                                 taken_by_id=reportable.sampler.id, uploaded_at=now - timedelta(hours=3)))
@@ -135,7 +146,12 @@ def issued(db, reportable, store, standards, users) -> Issued:
     report = make_report(db, reportable.preparer, reportable.samples, state="issued")
     pdf = render_pdf("<p>报告</p>")
     report = issue(db, report, store, reportable.signatory, pdf)
-    return Issued(report, reportable, pdf, raw, photo.sha256, "materials/GBW(E)081601-B2309")
+    with db.reading() as session:
+        in_force = session.scalars(select(CalibrationRecord.certificate_no).where(
+            CalibrationRecord.certificate_no != "JD-OLD-EXPIRED")).one()
+        field_test_at = session.scalars(select(FieldEntry.act_at).where(FieldEntry.kind == "field_test")).one()
+    return Issued(report, reportable, pdf, raw, photo.sha256, "materials/GBW(E)081601-B2309", in_force,
+                  field_test_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
 
 def export(db, settings, report_no: str, out: Path, progress=None) -> archive.PackageSummary:
@@ -222,6 +238,10 @@ def test_the_package_holds_every_record_kind_and_verifies_intact(db, settings, i
         assert s001 == [(1, "0.512", ""), (2, "0.515", "transcription error corrected")]
         content = json.loads(z.read("report/content.json"))
         assert content["unchanged_since_approval"] is True
+        calibrations = json.loads(z.read("instruments/JC-UV-001/calibrations.json"))
+        assert [c["certificate_no"] for c in calibrations["calibrations"]] == [issued.certificate_no]
+        assert len(calibrations["acceptances"]) == 1
+        assert calibrations["measurements"]["first"] == issued.field_test_at  # the field test counts
         custody = json.loads(z.read(f"{samples[0]}/custody.json"))
         assert [e["kind"] for e in custody["events"]] == ["handover"]
         lot = json.loads(z.read(f"{issued.lot_folder}/lot.json"))
