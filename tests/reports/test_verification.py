@@ -225,3 +225,41 @@ def test_no_changed_byte_anywhere_passes_or_raises(db, settings, one_issued, pos
     tampered[int(position * len(tampered))] ^= flip
     outcome, _ = verify(db, settings, bytes(tampered))
     assert outcome.status != VerificationStatus.VALID and not outcome.matches(issued.report)
+
+
+# ---------------------------------------------------------------- through the real issue pipeline
+
+
+@pytest.mark.skipif(not hasattr(Report, "rendered_pdf_sha256"),
+                    reason="the issue pipeline needs Report.rendered_* (on SignatoryScope in migration 0009)")
+def test_a_report_issued_by_the_pipeline_verifies_then_shows_superseded_after_its_amendment(
+        db, settings, users, reportable, client):
+    """Render (PDF/A-3b) → approve → the signing job → issued; the public page says it matches;
+    an amendment issued later makes the same file verify as superseded by it."""
+    from app.core.files import file_store
+    from tests.conftest import csrf_of
+    from tests.reports.test_amendments import amend, issued_report
+    from tests.reports.test_issue import approve, render, sign_levels
+
+    settings.job_queue = "inline"
+    original = issued_report(db, reportable)
+    pdf = file_store(settings.data_path).read(original.pdf_sha256)
+    outcome, report_no = verify(db, settings, pdf)
+    assert outcome.status == VerificationStatus.VALID and report_no == original.report_no
+
+    def upload() -> str:
+        return client.post(f"/verify/{original.verify_token}", files={"file": ("r.pdf", pdf, "application/pdf")},
+                           data={"csrf_token": csrf_of(client)}).text
+
+    assert 'data-outcome="match"' in upload()
+
+    amendment = amend(db, users["quality_manager"], original)
+    sign_levels(db, reportable, amendment)
+    render(db, reportable.signatory, amendment)
+    approve(db, reportable.signatory, amendment)
+    outcome, report_no = verify(db, settings, pdf)
+    assert outcome.status == VerificationStatus.SUPERSEDED and report_no == original.report_no
+    assert outcome.superseded_by.report_no == f"{original.report_no}-A1"
+    page = client.get(f"/verify/{original.verify_token}").text
+    assert 'data-status="superseded"' in page and f"{original.report_no}-A1" in page
+    assert 'data-outcome="match"' in upload()  # still the file the lab issued, now superseded
