@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -117,15 +117,24 @@ def attach(db: Database) -> Database:
     return db
 
 
-def database_for(settings: Any) -> Database:
-    """The Database jobs of these settings run on: the attached one, or one opened for them (a
-    session knows its settings, not the Database object that opened it)."""
-    url = normalise_url(settings.resolved_database_url)
+def attached(settings: Any) -> Database | None:
+    """The Database attached for these settings' URL, if any."""
     with _databases_lock:
-        db = _databases.get(url)
-        if db is None:
-            db = _databases[url] = Database.from_settings(settings)
-        return db
+        return _databases.get(normalise_url(settings.resolved_database_url))
+
+
+def run_on_settings(settings: Any, job_id: int) -> None:
+    """Run a job on the attached Database of its settings, or on one opened for this job alone
+    (a session knows its settings, not the Database object that opened it)."""
+    db = attached(settings)
+    if db is not None:
+        _run_logged(db, settings, job_id)
+        return
+    db = Database.from_settings(settings)
+    try:
+        _run_logged(db, settings, job_id)
+    finally:
+        db.dispose()
 
 
 def detach(db: Database) -> None:
@@ -174,9 +183,9 @@ def dispatch(settings: Any, job_id: int, mode: str | None = None) -> None:
     try:
         mode = mode or queue_mode(settings)
         if mode == "inline":
-            run_job(database_for(settings), settings, job_id)
+            run_on_settings(settings, job_id)
         elif mode == "thread":
-            _executor().submit(_run_logged, database_for(settings), settings, job_id)
+            _executor().submit(run_on_settings, settings, job_id)
         else:
             defer_to_procrastinate(settings, job_id)
     except Exception:
@@ -200,11 +209,6 @@ def _run_logged(db: Database, settings: Any, job_id: int) -> None:
         run_job(db, settings, job_id)
     except Exception:
         log.exception("job %s could not be run", job_id)
-
-
-def submitted(db: Database, settings: Any, job_id: int) -> Future:
-    """Run a job on the thread pool and return its future (for `lims` commands that wait)."""
-    return _executor().submit(_run_logged, db, settings, job_id)
 
 
 # ---------------------------------------------------------------- running
@@ -314,7 +318,7 @@ def procrastinate_app(settings: Any) -> Any:
 
     @app.task(name=PROCRASTINATE_TASK, queue=PROCRASTINATE_QUEUE)
     def run_lims_job(job_id: int) -> None:
-        run_job(database_for(settings), settings, job_id)
+        run_on_settings(settings, job_id)
 
     return app
 
