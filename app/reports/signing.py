@@ -27,6 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.config import Settings
@@ -346,6 +347,24 @@ def signature_metadata(signer: LabSigner, *, report_no: str, signatory_name: str
     )
 
 
+def _agree_on_producer(writer: Any) -> None:
+    """PDF/A wants each Info entry equal to its XMP counterpart. pyHanko's update writes its own
+    name as the XMP producer but appends it to the Info producer ("WeasyPrint 70.0; pyHanko
+    ..."): name the producer alike in both when the document carries XMP."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.metadata.model import VENDOR
+
+    if "/Metadata" not in writer.root:
+        return
+    try:
+        info_ref = writer.trailer.raw_get("/Info")
+    except KeyError:
+        return
+    if isinstance(info_ref, generic.IndirectObject):
+        info_ref.get_object()["/Producer"] = generic.TextStringObject(VENDOR)
+        writer.mark_update(info_ref)
+
+
 def signature_box() -> tuple[int, int, int, int]:
     """Where the stamp goes on the last page (x1, y1, x2, y2 in points from the bottom left):
     the corner the printed report leaves free for it."""
@@ -378,6 +397,7 @@ def sign_report_pdf(pdf: bytes, signer: LabSigner, *, report_no: str, signatory_
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
         if writer.prev.encrypted:
             raise ReportSigningFailed(detail="the PDF is encrypted")
+        _agree_on_producer(writer)
         output = pdf_signer.sign_pdf(writer, appearance_text_params={"text": text})
     except (PdfError, SigningError, ValueError, KeyError, IndexError) as exc:
         raise ReportSigningFailed(detail=type(exc).__name__ + ": " + str(exc)[:200]) from None

@@ -280,3 +280,20 @@ def test_a_changed_byte_breaks_the_signature(demo_signer, report_pdf):
     _, status = validate(bytes(signed), demo_signer)
     assert not status.intact and not status.bottom_line
 
+
+
+def test_a_pdfa_report_keeps_its_pdfa_identification_when_signed(demo_signer):
+    """The signature is an incremental update that keeps the XMP's PDF/A-3b identification and
+    updates the XMP with the Info dictionary (PDF/A wants the two to agree)."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    pdf = render_pdf("<h1>检测报告</h1><p>氨氮 0.512 mg/L</p>", pdf_variant="pdf/a-3b")
+    signed = sign_report_pdf(pdf, demo_signer, report_no="BG2026-0009", signatory_name="张三", language="zh")
+    reader = PdfFileReader(io.BytesIO(signed))
+    xmp = reader.root["/Metadata"].data.decode("utf-8")
+    assert re.search(r'pdfaid:part(="|>)3', xmp) and re.search(r'pdfaid:conformance(="|>)B', xmp)
+    producer = str(reader.trailer_view["/Info"]["/Producer"])
+    xmp_producer = re.search(r'pdf:Producer(?:="([^"]*)"|>([^<]*)<)', xmp)
+    assert "pyHanko" in producer and producer in xmp_producer.groups()
+    _, status = validate(signed, demo_signer)
+    assert status.bottom_line
