@@ -12,9 +12,13 @@ of each sample) into plain data, so the rules are tested without reading PDFs; t
 (`reports/report_pdf.html`) only lays the data out.
 
 The PDF is rendered by WeasyPrint as PDF/A-3b (`pdf_variant="pdf/a-3b"`: XMP metadata with the
-PDF/A identification and an sRGB output intent; CJK text stays text, Noto Sans/Serif CJK SC
-embedded as subsets by the HarfBuzz subsetter). The last page keeps `SIGNATURE_BOX` empty for
-the visible stamp of the PAdES signature that app.reports.signing adds afterwards.
+PDF/A identification, Chinese title and author intact, and an sRGB output intent; CJK text stays
+text with ToUnicode maps, Noto Sans/Serif CJK SC embedded as subsets). WeasyPrint subsets with
+HarfBuzz when libharfbuzz-subset is installed: the 20-sample × 25-parameter report (6 pages,
+434 KB, of which the three CJK subsets are 175 + 95 + 93 KB, mostly the CFF index WeasyPrint keeps
+by retaining glyph ids) rendered in 4.8 s on a loaded 2-CPU machine, against 39.6 s and the same
+size with the fontTools fallback. The last page keeps `SIGNATURE_BOX` empty for the visible stamp
+of the PAdES signature that app.reports.signing adds afterwards.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from app.core.signatures import ElectronicSignature
 from app.people.models import Laboratory, User
 from app.people.service import current_lab
 from app.reports.content import ReportContent, ReportLine, ReportSampleContent, analysis_period
-from app.reports.models import AccreditationCertificate, ReviewAct, ReviewLevel, ReviewOutcome
+from app.reports.models import AccreditationCertificate, Report, ReviewAct, ReviewLevel, ReviewOutcome
 from app.reports.scopes import certificate_in_force, cma_coverage
 from app.samples.lab_models import HoldingDeviation, ReceiptCheck, ReceiptDecision
 
@@ -191,7 +195,7 @@ class ReportDocument:
 # ---------------------------------------------------------------- building it
 
 
-def build_document(session: Session, report: Any, content: ReportContent, *, signatory: User,
+def build_document(session: Session, report: Report, content: ReportContent, *, signatory: User,
                    approved_on: date, audit_seq: int, audit_hash: str) -> ReportDocument:
     """Everything the printed report says, decided: a fixed number of queries whatever the size."""
     settings = settings_of(session)
@@ -364,9 +368,10 @@ def _row_key(line: ReportLine) -> tuple[str, str, str, str]:
 
 def _result_tables(content: ReportContent, samples: Sequence[PrintedSample], evaluations: dict[int, SampleEvaluation],
                    flagged: frozenset[tuple[str, str, str]], language: str) -> tuple[ResultTable, ...]:
-    """Samples grouped by matrix, SAMPLES_PER_TABLE to a table; a row per parameter × method in
-    the order the parameters were first requested. A parameter not analysed keeps its row (the
-    reason prints in the cell)."""
+    """Samples grouped by matrix, SAMPLES_PER_TABLE to a table; a row per parameter × method (unit
+    and MDL) in the order of the samples' lines, then the parameters nobody in the table has a
+    result for. A sample without a result for a row prints why (not analysed, no result yet) or
+    "/" when it was not requested."""
     printed = {p.sample_no: p for p in samples}
     by_matrix: dict[str, list[ReportSampleContent]] = {}
     for s in content.samples:
@@ -387,17 +392,14 @@ def _result_tables(content: ReportContent, samples: Sequence[PrintedSample], eva
                         keys.setdefault((line.parameter, "", "", ""))
             rows = []
             for key in keys:
-                parameter, method_code = key[0], key[1]
+                parameter = key[0]
                 cells: list[PrintedValue | None] = []
                 for s in chunk:
                     line = next((x for x in s.lines if x.parameter == parameter
                                  and (x.result is None or _row_key(x) == key)), None)
-                    if line is not None and line.result is None and method_code and \
-                            any(_row_key(x) == key for x in s.lines if x.result):
-                        line = None
                     cells.append(_value(line, language, evaluations.get(s.sample.id)) if line else None)
-                rows.append(ResultRow(parameter, method_code, key[2], key[3],
-                                      (parameter, method_code, matrix) in flagged, tuple(cells)))
+                rows.append(ResultRow(parameter, key[1], key[2], key[3],
+                                      (parameter, key[1], matrix) in flagged, tuple(cells)))
             tables.append(ResultTable(matrix, tuple(printed[s.sample.sample_no] for s in chunk), tuple(rows)))
     return tuple(tables)
 
@@ -534,7 +536,7 @@ def report_html(document: ReportDocument, *, tz: Any) -> str:
             samples_per_table=SAMPLES_PER_TABLE)
 
 
-def render_report_pdf(session: Session, report: Any, content: ReportContent, *, signatory: User,
+def render_report_pdf(session: Session, report: Report, content: ReportContent, *, signatory: User,
                       approved_on: date, audit_seq: int, audit_hash: str) -> bytes:
     """The report as PDF/A-3b, for the signatory to read and approve (then signed by PAdES)."""
     document = build_document(session, report, content, signatory=signatory, approved_on=approved_on,

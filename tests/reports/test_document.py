@@ -12,13 +12,14 @@ import zxingcpp
 from PIL import Image
 from sqlalchemy import select, update
 
-from app.analysis.models import AnalysisResult, CorrectiveAction, Method, QcEvaluation
+from app.analysis.models import AnalysisResult, CorrectiveAction, Method, NotAnalysed, QcEvaluation
 from app.core.db import utcnow
 from app.core.signatures import ElectronicSignature
 from app.reports.content import load_content
 from app.reports.document import PAGE_HEIGHT, SIGNATURE_BOX, build_document, decide_cma_mark, render_report_pdf
 from app.reports.models import AccreditationCertificate, AccreditationItem, Report, ReviewAct
 from app.samples.lab_models import Delivery, HoldingDeviation, ReceiptCheck, SampleReceipt
+from app.samples.models import SampleParameter
 from bench.report_workload import make_report_world
 from tests.analysis.qc_fixtures import enter
 from tests.reports.conftest import make_report
@@ -148,6 +149,19 @@ def test_values_are_rounded_once_by_gbt_8170_and_below_the_mdl_print_the_mdl_wit
     enter(db, reportable.bench, {"S-001": "0.51350"}, reason="re-read")
     document = _document(db, report, reportable.signatory)
     assert document.tables[0].rows[0].values[0].text == "0.514"  # five after an odd digit: up
+
+
+def test_a_parameter_not_analysed_keeps_its_row_and_says_so(db, reportable, users):
+    first, second = reportable.samples
+    with db.transaction() as session:
+        session.add(SampleParameter(sample_id=first.id, parameter="TP"))
+        session.add(NotAnalysed(sample_id=first.id, parameter="TP", reason="样品量不足", recorded_at=utcnow(),
+                                recorded_by_id=reportable.analyst.id))
+    report = make_report(db, reportable.preparer, reportable.samples)
+    (table,) = _document(db, report, reportable.signatory).tables
+    tp = next(row for row in table.rows if row.parameter == "TP")
+    assert tp.values[0].not_analysed == "样品量不足" and tp.values[0].text == ""
+    assert tp.values[1] is None  # not requested for the second sample: "/"
 
 
 def test_each_sample_is_evaluated_against_the_reports_standard_and_target_class(db):
