@@ -106,7 +106,7 @@ def reportable_samples(session: Session, *, client: str = "", site: str = "", te
 def _sample_nos(sample_nos: Sequence[str] | str) -> list[str]:
     """Sample numbers as typed or scanned (a string splits on whitespace and commas), once each."""
     items = re.split(r"[\s,，;；]+", sample_nos) if isinstance(sample_nos, str) else list(sample_nos)
-    cleaned = [n for n in ("".join((item or "").split()).upper()[:40] for item in items) if n]
+    cleaned = [n for n in ("".join((item or "").split())[:40] for item in items) if n]
     return list(dict.fromkeys(cleaned))
 
 
@@ -136,11 +136,12 @@ def _samples_by_no(session: Session, numbers: list[str]) -> list[Sample]:
         raise errors.ReportNeedsSamples()
     if len(numbers) > MAX_SAMPLES:
         raise errors.TooManySamples(limit=MAX_SAMPLES, count=len(numbers))
-    found = {s.sample_no: s for s in session.scalars(select(Sample).where(Sample.sample_no.in_(numbers)))}
-    missing = [n for n in numbers if n not in found]
+    wanted = sorted(set(numbers) | {n.upper() for n in numbers})  # letter case forgiven, as on scanning
+    found = {s.sample_no: s for s in session.scalars(select(Sample).where(Sample.sample_no.in_(wanted)))}
+    missing = [n for n in numbers if n not in found and n.upper() not in found]
     if missing:
         raise errors.ReportSampleNotFound(sample_no=", ".join(missing[:10]))
-    return [found[n] for n in numbers]
+    return list({s.id: s for s in (found.get(n) or found[n.upper()] for n in numbers)}.values())
 
 
 # ---------------------------------------------------------------- the header
@@ -257,8 +258,8 @@ def add_samples(session: Session, actor: User, report: Report, sample_nos: Seque
     report = _locked(session, report)
     _assert_draft(report)
     present = review_samples(session, report)
-    have = {s.sample_no for s in present}
-    wanted = [n for n in _sample_nos(sample_nos) if n not in have]
+    have = {s.sample_no.upper() for s in present}
+    wanted = [n for n in _sample_nos(sample_nos) if n.upper() not in have]
     if len(present) + len(wanted) > MAX_SAMPLES:
         raise errors.TooManySamples(limit=MAX_SAMPLES, count=len(present) + len(wanted))
     samples = _samples_by_no(session, wanted)
@@ -278,9 +279,9 @@ def remove_sample(session: Session, actor: User, report: Report, sample_no: str)
     ensure(session, actor, Permission.REPORTS_PREPARE)
     report = _locked(session, report)
     _assert_draft(report)
-    number = "".join((sample_no or "").split()).upper()[:40]
+    number = "".join((sample_no or "").split())[:40]
     present = review_samples(session, report)
-    sample = next((s for s in present if s.sample_no == number), None)
+    sample = next((s for s in present if s.sample_no.upper() == number.upper()), None)
     if sample is None:
         raise errors.SampleNotOnReport(sample_no=number or "—", report_no=report.report_no)
     if len(present) == 1:

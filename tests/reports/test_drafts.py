@@ -119,7 +119,7 @@ def test_create_report_numbers_by_the_pattern_and_takes_the_client_from_the_samp
         session.execute(update(Sample).where(Sample.id.in_([s.id for s in reportable.samples]))
                         .values(client_name="市生态环境局"))
     report = act(db, drafts.create_report, reportable.preparer, None, title="  地表水  监测报告 ",
-                 sample_nos=f"{reportable.samples[1].sample_no}, {reportable.samples[0].sample_no}")
+                 sample_nos=f"{reportable.samples[1].sample_no.lower()}, {reportable.samples[0].sample_no}")
     with db.reading() as session:
         row = session.get(Report, report.id)
         year = row.created_at.year
