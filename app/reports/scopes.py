@@ -24,7 +24,7 @@ import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -67,7 +67,7 @@ _CertificateAlias = AccreditationCertificate.__table__.alias("cert")
 
 def certificates_in_force(session: Session, on: date) -> list[AccreditationCertificate]:
     """Every certificate record in force on `on`, the latest valid first."""
-    ids = select(_CertificateAlias.c.id).where(*_in_force_clause_table(on))
+    ids = select(_CertificateAlias.c.id).where(*_in_force_clause(on))
     return list(session.scalars(select(AccreditationCertificate).where(AccreditationCertificate.id.in_(ids))
                                 .order_by(AccreditationCertificate.valid_to.desc(),
                                           AccreditationCertificate.id.desc())))
@@ -80,7 +80,7 @@ def certificate_in_force(session: Session, on: date) -> AccreditationCertificate
     return found[0] if found else None
 
 
-def _in_force_clause_table(on: date) -> tuple:
+def _in_force_clause(on: date) -> tuple:
     cert = _CertificateAlias.c
     other = AccreditationCertificate.__table__.alias("newer").c
     newer = select(other.id).where(other.certificate_no == cert.certificate_no, other.id > cert.id).exists()
@@ -95,7 +95,7 @@ def cma_coverage(session: Session, items: Iterable[tuple[str, str, str]], on: da
     if not wanted:
         return {}
     keys = {item: (item[0].strip(), clean_code(item[1]), item[2].strip()) for item in wanted}
-    in_force = select(_CertificateAlias.c.id).where(*_in_force_clause_table(on))
+    in_force = select(_CertificateAlias.c.id).where(*_in_force_clause(on))
     held = {tuple(row) for row in session.execute(
         select(AccreditationItem.parameter, AccreditationItem.method_code, AccreditationItem.matrix).where(
             AccreditationItem.certificate_id.in_(in_force),
@@ -114,11 +114,13 @@ def scope_covers(scope: SignatoryScope, parameter: str, method_id: int, matrix: 
 
 
 def scopes_valid_on(session: Session, user_id: int, on: date) -> list[SignatoryScope]:
-    """The user's approved scopes covering the lab day `on`: started, not expired, and not ended
-    on or before that day."""
-    ended_from = lab_calendar(session).start_of(on)
+    """The user's scopes covering the lab day `on`: approved by the end of that day, started,
+    not expired, and not ended on or before that day."""
+    calendar = lab_calendar(session)
+    ended_from, day_after = calendar.start_of(on), calendar.start_of(on + timedelta(days=1))
     return list(session.scalars(select(SignatoryScope).where(
         SignatoryScope.user_id == user_id, SignatoryScope.approved_at.is_not(None),
+        SignatoryScope.approved_at < day_after,
         SignatoryScope.valid_from <= on,
         or_(SignatoryScope.valid_to.is_(None), SignatoryScope.valid_to >= on),
         or_(SignatoryScope.ended_at.is_(None), SignatoryScope.ended_at > ended_from))
@@ -493,7 +495,7 @@ def list_items(session: Session, *, certificate_id: int | None = None, parameter
     if certificate_id is not None:
         query = query.where(AccreditationItem.certificate_id == certificate_id)
     if in_force_on is not None:
-        in_force = select(_CertificateAlias.c.id).where(*_in_force_clause_table(in_force_on))
+        in_force = select(_CertificateAlias.c.id).where(*_in_force_clause(in_force_on))
         query = query.where(AccreditationItem.certificate_id.in_(in_force))
     name = re.sub(r"\s+", " ", parameter or "").strip()[:60]
     if name:
@@ -746,7 +748,7 @@ def certificate_row(session: Session, certificate_id: int) -> CertificateRow:
 
 def scope_in_force_csv(session: Session, on: date) -> str:
     """The whole CMA scope in force on `on` as a CSV (each line once, whichever record holds it)."""
-    in_force = select(_CertificateAlias.c.id).where(*_in_force_clause_table(on))
+    in_force = select(_CertificateAlias.c.id).where(*_in_force_clause(on))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["parameter", "method_code", "matrix"])

@@ -160,7 +160,8 @@ def test_only_approved_unended_scopes_valid_that_day_count(db, users, nh3n_metho
                                   valid_from=TODAY - timedelta(days=10), valid_to=TODAY + timedelta(days=10))
     with db.reading() as session:
         scopes.assert_signatory_in_scope(session, signatory, item, TODAY + timedelta(days=10))
-    for day in (TODAY - timedelta(days=11), TODAY + timedelta(days=11)):
+    # before its start, after its end, and before the day it was approved (today)
+    for day in (TODAY - timedelta(days=11), TODAY + timedelta(days=11), TODAY - timedelta(days=1)):
         _refused(db, "signatory_out_of_scope", lambda s, day=day: scopes.assert_signatory_in_scope(
             s, signatory, item, day))
     # ended from tomorrow: today still covered, tomorrow not
