@@ -226,3 +226,32 @@ def test_a_qc_failure_answered_by_a_rerun_is_listed_but_passes(db, reportable):
     found = compute(db, report)
     assert statuses(found)["qc"] == "ok"
     assert "rerun: spike re-prepared" in details(found, "qc")
+
+
+def test_a_conditional_receipt_warns_with_its_deviation(db, reportable, users):
+    from app.core.signatures import ElectronicSignature
+    from app.samples.lab_models import Delivery, ReceiptCheck, SampleReceipt
+
+    custodian, sample = users["custodian"], reportable.samples[1]
+    report = make_report(db, reportable.preparer, reportable.samples)
+    now = utcnow()
+    with db.transaction() as session:
+        signature = ElectronicSignature(signer_id=custodian.id, printed_name=custodian.printed_name,
+                                        meaning="received", signed_at=now, entity_type="delivery", entity_id="1",
+                                        content_hash="0" * 64)
+        delivery = Delivery(code="RC26-09998", state="signed", arrived_at=now, opened_at=now,
+                            opened_by_id=custodian.id)
+        session.add_all([signature, delivery])
+        session.flush()
+        check = ReceiptCheck(delivery_id=delivery.id, sample_id=sample.id, decision="accept_with_conditions",
+                             deviation="arrived at 9 °C, above 0–4 °C", consent_by="client Liu",
+                             consent_ref="phone 2026-12-03", recorded_at=now, recorded_by_id=custodian.id)
+        session.add(check)
+        session.flush()
+        session.add(SampleReceipt(sample_id=sample.id, delivery_id=delivery.id, check_id=check.id,
+                                  decision="accept_with_conditions", received_at=now, received_by_id=custodian.id,
+                                  signature_id=signature.id))
+    found = compute(db, report)
+    assert statuses(found)["receipt"] == "warn" and not found.blocking
+    assert f"{sample.sample_no}: received with conditions: arrived at 9 °C" in details(found, "receipt")
+    assert "agreed by client Liu" in details(found, "receipt")
