@@ -428,6 +428,7 @@ def _plan_samples(session: Session, plan: _Plan, samples: list[Sample]) -> tuple
     plan.entity("sample", ids)
     plan.entity("sample_container", container_ids)
     plan.entity("sampling_task", [s.task_id for s in samples])
+    plan.entity("site", sites)  # its versions and approved changes: where the sample was taken
     plan.entity("custody_event", events)
     plan.entity("shipment", shipments)
     plan.entity("delivery", deliveries)
