@@ -284,3 +284,42 @@ def test_items_no_registered_method_measures_are_marked(db, client, users, nh3n_
     rows = re.findall(r'<tr data-item="\d+">(.*?)</tr>', page.text, re.S)
     marked = {re.search(r"<td>([^<\s]+)", row).group(1) + ("!" if "data-unregistered" in row else "") for row in rows}
     assert marked == {"NH3-N", "氨氮!", "NH3-N!"}
+
+
+def test_malformed_input_to_the_scope_routes_never_gives_a_5xx(app, db, users):
+    """What tests/test_errors.py sends to every route, sent here as the two managers who get past
+    the permission check (the global walk signs in as the admin and the quality manager only)."""
+    from tests.test_errors import BAD_IDS, malformed_forms, raw_client
+    from tests.test_permissions import endpoints
+
+    cert_id, scope_id = _certificate(db, users["technical_manager"]), _scope(db, users)
+    mine = [e for e in endpoints(app) if e.path.startswith("/scopes/")]
+    assert len([e for e in mine if e.mutating]) == 7
+    failures = []
+    for username in ("technical-manager", "quality-manager"):
+        client = raw_client(app)
+        token = login(client, username)
+        for endpoint in mine:
+            url = endpoint.url({"certificate_id": cert_id, "scope_id": scope_id})
+            if not endpoint.mutating:
+                for params in ({"page": "0"}, {"certificate": "abc"}, {"scope": "-1"}, {"matrix": "x" * 500}):
+                    if client.get(url, params=params).status_code >= 500:
+                        failures.append((username, endpoint, params))
+                continue
+            sends = [{"data": form} for form in malformed_forms(endpoint).values()] + [
+                {"json": {f: "x" * 10_000 for f in endpoint.body}},
+                {"content": b"--b\r\nContent-Disposition: form-data\r\n",
+                 "headers": {"content-type": "multipart/form-data; boundary=b"}},
+                {"files": {"file": ("x.csv", b"\x00\xff" * 1000, "text/csv")}, "data": {}},
+                {"files": {"file": ("big.csv", b"a,b,c\n" * 400_000, "text/csv")}, "data": {}}]
+            for kwargs in sends:
+                headers = {"X-CSRF-Token": token, **kwargs.pop("headers", {})}
+                response = client.post(url, headers=headers, **kwargs)
+                if response.status_code >= 500:
+                    failures.append((username, endpoint, str(kwargs)[:80], response.status_code))
+            for bad in BAD_IDS if endpoint.id_params else ():
+                response = client.post(endpoint.url(default=bad), headers={"X-CSRF-Token": token},
+                                       data={f: "x" for f in endpoint.body})
+                if not 400 <= response.status_code < 500:
+                    failures.append((username, endpoint, bad, response.status_code))
+    assert not failures, failures
