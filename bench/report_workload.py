@@ -10,7 +10,8 @@ metals) and one submitted batch per method with every sample; results with full 
 limits service; the report over the samples, evaluated against class III, with the compile,
 check and review signatures over its current content; one holding-time deviation by the QM.
 
-Used by the `report_render` bench and by tests/reports/test_document.py (a multi-page report).
+Used by the `report_render` bench and by tests/reports/test_document.py (a multi-page report);
+once per database (the cast has fixed user names).
 """
 
 from __future__ import annotations

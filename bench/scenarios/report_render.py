@@ -1,10 +1,10 @@
-"""report_render: the PDF of a test report of 20 samples × 25 parameters (about 7 A4 pages).
+"""report_render: the PDF of a test report of 20 samples × 25 parameters (6 A4 pages).
 
 Size: 125 units per sample (default 2,500 = 20 samples), so the size the smoke test shares with
 the other scenarios (2,500) is the real report, not a 100-sample one of half a minute.
 
 Setup (untimed, each side): the world of `bench.report_workload` — the lab, the cast, a CMA
-certificate covering every item, four river sections, 21 methods with a submitted batch each,
+certificate covering every item, four river sections, 20 methods with a submitted batch each,
 500 results, GB 3838-2002, the report with its compile/check/review signatures and a holding-time
 deviation — WeasyPrint's font configuration loaded by rendering a line in each face the report
 uses (fontconfig and the CJK faces cost more than a page, and a real process loads them once),
