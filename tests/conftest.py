@@ -114,7 +114,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path / "var", database_url=database_url, secret_key="test-secret-key",
-        language="zh_CN",
+        language="zh_CN", job_queue="inline",  # a job runs right after the commit that queued it
     )
 
 

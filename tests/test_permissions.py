@@ -36,8 +36,10 @@ PUBLIC_ROUTES = {
     ("POST", "/login"),
     ("GET", "/api/v1/health"),
     ("GET", "/lang/{language}"),
+    # a report's status by the SHA-256 of its PDF: what the printed QR page tells anyone
+    ("GET", "/api/v1/verify/{sha256}"),
 }
-# The public report-verification page (a QR code on every report) will live under this prefix.
+# The public report-verification pages (the QR code on every report points here).
 PUBLIC_PREFIXES = ("/verify/",)
 # Routes that are not FastAPI APIRoutes (so carry no declaration): the OpenAPI document and the
 # vendored static files. Anything else of that kind is a route nobody checks.

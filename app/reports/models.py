@@ -90,12 +90,6 @@ class SignatoryScope(SQLModel, table=True):
     basis: str = Field(default="", max_length=300)  # e.g. the CMA assessment that fixed it
     proposed_at: datetime = Field(sa_type=UTCDateTime)
     proposed_by_id: int = Field(sa_column=_fk("app_user.id"))
-    # rendered for the signatory to read and approve: the approval e-signature binds this PDF's
-    # SHA-256 with the content hash; the PAdES-signed file is then `pdf_sha256`
-    rendered_pdf_sha256: str = Field(default="", max_length=64)
-    rendered_content_sha256: str = Field(default="", max_length=64)
-    rendered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    rendered_for_id: int | None = Field(default=None, sa_column=_fk("app_user.id", nullable=True))
     approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     approved_by_id: int | None = Field(default=None, sa_column=_fk("app_user.id", nullable=True))
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -145,6 +139,12 @@ class Report(SQLModel, table=True):
     prepared_by_id: int = Field(sa_column=_fk("app_user.id", index=True))
     created_at: datetime = Field(sa_type=UTCDateTime)
     submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # rendered for the signatory to read and approve: the approval e-signature binds this PDF's
+    # SHA-256 with the content hash; the PAdES-signed file is then `pdf_sha256`
+    rendered_pdf_sha256: str = Field(default="", max_length=64)
+    rendered_content_sha256: str = Field(default="", max_length=64)
+    rendered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rendered_for_id: int | None = Field(default=None, sa_column=_fk("app_user.id", nullable=True))
     approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # fixed at issue
     issued_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-12-04 02:33:55.296023
+Create Date: 2026-12-04 03:25:38.503313
 """
 from collections.abc import Sequence
 
@@ -95,6 +95,10 @@ def upgrade() -> None:
     sa.Column('prepared_by_id', sa.Integer(), nullable=False),
     sa.Column('created_at', app.core.db.UTCDateTime(), nullable=False),
     sa.Column('submitted_at', app.core.db.UTCDateTime(), nullable=True),
+    sa.Column('rendered_pdf_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('rendered_content_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('rendered_at', app.core.db.UTCDateTime(), nullable=True),
+    sa.Column('rendered_for_id', sa.Integer(), nullable=True),
     sa.Column('approved_at', app.core.db.UTCDateTime(), nullable=True),
     sa.Column('issued_at', app.core.db.UTCDateTime(), nullable=True),
     sa.Column('content_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -113,6 +117,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['amends_id'], ['report.id'], name=op.f('fk_report_amends_id_report')),
     sa.ForeignKeyConstraint(['limit_set_id'], ['limit_set.id'], name=op.f('fk_report_limit_set_id_limit_set')),
     sa.ForeignKeyConstraint(['prepared_by_id'], ['app_user.id'], name=op.f('fk_report_prepared_by_id_app_user')),
+    sa.ForeignKeyConstraint(['rendered_for_id'], ['app_user.id'], name=op.f('fk_report_rendered_for_id_app_user')),
     sa.ForeignKeyConstraint(['superseded_by_id'], ['report.id'], name=op.f('fk_report_superseded_by_id_report')),
     sa.ForeignKeyConstraint(['withdrawn_by_id'], ['app_user.id'], name=op.f('fk_report_withdrawn_by_id_app_user')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_report')),
@@ -137,10 +142,6 @@ def upgrade() -> None:
     sa.Column('basis', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
     sa.Column('proposed_at', app.core.db.UTCDateTime(), nullable=False),
     sa.Column('proposed_by_id', sa.Integer(), nullable=False),
-    sa.Column('rendered_pdf_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('rendered_content_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('rendered_at', app.core.db.UTCDateTime(), nullable=True),
-    sa.Column('rendered_for_id', sa.Integer(), nullable=True),
     sa.Column('approved_at', app.core.db.UTCDateTime(), nullable=True),
     sa.Column('approved_by_id', sa.Integer(), nullable=True),
     sa.Column('ended_at', app.core.db.UTCDateTime(), nullable=True),
@@ -150,7 +151,6 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['ended_by_id'], ['app_user.id'], name=op.f('fk_signatory_scope_ended_by_id_app_user')),
     sa.ForeignKeyConstraint(['method_id'], ['analysis_method.id'], name=op.f('fk_signatory_scope_method_id_analysis_method')),
     sa.ForeignKeyConstraint(['proposed_by_id'], ['app_user.id'], name=op.f('fk_signatory_scope_proposed_by_id_app_user')),
-    sa.ForeignKeyConstraint(['rendered_for_id'], ['app_user.id'], name=op.f('fk_signatory_scope_rendered_for_id_app_user')),
     sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], name=op.f('fk_signatory_scope_user_id_app_user')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_signatory_scope'))
     )
