@@ -192,7 +192,13 @@ def _validate(signatures: list[Any], trusted: list[bytes]) -> SignatureCheck:
 
     embedded = signatures[0]  # the lab's; any later one is itself a change after signing
     roots = [asn1_x509.Certificate.load(der) for der in trusted]
-    context = ValidationContext(trust_roots=roots, allow_fetching=False)
+    # A report is kept and checked for years, longer than a certificate lives: the certificate
+    # must have been valid when the report was signed, not today (the signing time is the
+    # signer's own claim; forging one still needs the lab's key, and the file's hash must
+    # still be on record for the report to count as issued).
+    signed_on = embedded.self_reported_timestamp
+    context = ValidationContext(trust_roots=roots, allow_fetching=False, moment=signed_on) if signed_on \
+        else ValidationContext(trust_roots=roots, allow_fetching=False)
     status = validate_pdf_signature(
         embedded, context,
         key_usage_settings=KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"}),
@@ -204,9 +210,18 @@ def _validate(signatures: list[Any], trusted: list[bytes]) -> SignatureCheck:
     if (len(signatures) > 1 or status.coverage != SignatureCoverageLevel.ENTIRE_FILE
             or status.modification_level != ModificationLevel.NONE or status.docmdp_ok is False):
         return SignatureCheck("changed", subject, signed_at)
-    if not roots or not status.trusted:
+    if not roots or not status.trusted or not _valid_when_signed(status.signing_cert, signed_on):
         return SignatureCheck("untrusted", subject, signed_at)
     return SignatureCheck("", subject, signed_at)
+
+
+def _valid_when_signed(certificate: Any, signed_on: datetime | None) -> bool:
+    """The signing certificate was within its validity when it signed. Path validation checks
+    this for a certificate issued by a CA, but not for a trust anchor itself, which the lab's
+    own (demo or self-signed) certificate is."""
+    if certificate is None or signed_on is None:
+        return False
+    return certificate.not_valid_before <= signed_on <= certificate.not_valid_after
 
 
 def report_by_pdf_hash(session: Session, sha256: str) -> Report | None:

@@ -263,3 +263,45 @@ def test_a_report_issued_by_the_pipeline_verifies_then_shows_superseded_after_it
     page = client.get(f"/verify/{original.verify_token}").text
     assert 'data-status="superseded"' in page and f"{original.report_no}-A1" in page
     assert 'data-outcome="match"' in upload()  # still the file the lab issued, now superseded
+
+
+def test_a_report_signed_while_an_expired_certificate_was_valid_still_verifies(db, settings, users, tmp_path,
+                                                                                  monkeypatch):
+    """Reports are checked for years after issue: a certificate that expired since (renewed, the
+    old one kept in signing/trusted/) still vouches for what it signed while valid; a signature
+    made after it expired does not."""
+    from datetime import UTC
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, pkcs12
+    from pyhanko.sign.signers import SimpleSigner
+    from pyhanko.sign.signers import pdf_signer as pyhanko_pdf_signer
+
+    from tests.reports.test_signing import make_pkcs12
+
+    make_pkcs12(tmp_path / "old.p12", b"pw", organisation=LAB, not_after=datetime.now(UTC) - timedelta(days=1))
+    key, certificate, _ = pkcs12.load_key_and_certificates((tmp_path / "old.p12").read_bytes(), b"pw")
+    data = pkcs12.serialize_key_and_certificates(b"old", key, certificate, None, NoEncryption())
+    current = lab_signer(settings, lab_name=LAB)
+    old = LabSigner(signer=SimpleSigner.load_pkcs12_data(data, []), certificate_der=certificate.public_bytes(
+        Encoding.DER), chain_der=(), lab_name=LAB, location="", demo=False, source=tmp_path / "old.p12",
+        data_dir=current.data_dir, tz=current.tz)
+    trusted = settings.data_path / "signing" / "trusted"
+    trusted.mkdir()
+    (trusted / "2025.pem").write_bytes(certificate.public_bytes(Encoding.PEM))
+    assert x509.load_pem_x509_certificate((trusted / "2025.pem").read_bytes()).not_valid_after_utc < datetime.now(UTC)
+
+    late = signed_pdf(old, "BG2026-0500")  # signed today, after the certificate expired
+    assert verify(db, settings, late)[0].reason_code == "untrusted"
+
+    class Then(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+
+    monkeypatch.setattr(pyhanko_pdf_signer, "datetime", Then)
+    in_time = signed_pdf(old, "BG2025-0500")  # signed a month ago, while it was valid
+    monkeypatch.undo()
+    outcome, _ = verify(db, settings, in_time)
+    assert outcome.status == VerificationStatus.UNKNOWN and outcome.reason_code == "not_issued"
+    assert outcome.signed_at < datetime.now(UTC) - timedelta(days=29)
