@@ -25,6 +25,7 @@ def verify(file: Annotated[Path, typer.Argument(help="The report PDF to check.",
     from rich.markup import escape
 
     from app.cli import _database, _settings, console, err
+    from app.core.errors import DomainError
     from app.reports.verification import VerificationStatus, verify_report_file
 
     settings = _settings()
@@ -36,7 +37,11 @@ def verify(file: Annotated[Path, typer.Argument(help="The report PDF to check.",
         raise typer.Exit(EXIT_INVALID) from None
     db = _database(settings)
     with db.reading() as session:
-        outcome = verify_report_file(session, data, settings)
+        try:
+            outcome = verify_report_file(session, data, settings)
+        except DomainError as error:  # the lab's certificate cannot be read: nothing can be judged
+            err.print(f"[red]error[/red]: {escape(error.message(language))}")
+            raise typer.Exit(EXIT_INVALID) from None
         report_no = outcome.report.report_no if outcome.report is not None else ""
         issued_at = outcome.report.issued_at if outcome.report is not None else None
         reason = outcome.reason(language)

@@ -99,3 +99,11 @@ def test_invalid_or_unknown_exits_1_with_the_reason(env, db, settings, users, tm
     assert result.exit_code == 1, result.output
     assert reason in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_misconfigured_lab_certificate_is_said_plainly(env, db, settings, users, tmp_path):
+    issued = issue_signed(db, settings, users["analyst"])
+    result = lims_verify({**env, "LIMS_REPORT_PKCS12_FILE": str(tmp_path / "missing.p12")},
+                         written(tmp_path, issued.pdf))
+    assert result.exit_code == 1 and "missing.p12 cannot be read" in result.output
+    assert "Traceback" not in result.output

@@ -197,3 +197,11 @@ def test_a_draft_reports_hash_is_not_published(client, db, settings, users):
 def test_a_malformed_hash_is_a_422(client, bad):
     answer = client.get(f"/api/v1/verify/{bad}")
     assert answer.status_code == 422 and answer.json()["code"] == "validation_error"
+
+
+def test_a_misconfigured_lab_certificate_is_a_503_not_a_verdict(client, app, issued, tmp_path):
+    app.state.settings.report_pkcs12_file = tmp_path / "missing.p12"
+    answer = upload(client, issued.report.verify_token, issued.pdf)
+    assert answer.status_code == 503
+    assert attr(answer.text, "data-code") == ["signing_certificate_unavailable"]
+    assert "data-outcome" not in answer.text
