@@ -50,7 +50,7 @@ from app.reports.models import (
 )
 from app.samples.lab_models import HoldingDeviation
 from app.samples.models import Sample, SampleParameter
-from app.sites.models import Site, SiteChangeRequest, SiteVersion
+from app.sites.models import MonitoringPlan, SamplingTask, Site, SiteChangeRequest, SiteVersion
 
 PASSWORD = "bench-password-42"
 CERTIFICATE_NO = "231512340567"
@@ -153,7 +153,8 @@ def make_report_world(db: Database, *, samples: int = 20, language: str = "zh",
             for code, (_, params) in METHODS.items() for p, *_ in params if p not in out_of_scope])
 
         versions = _sites(session, technical, now)
-        sample_rows = _samples(session, analyst, versions, samples, collected, now)
+        tasks = _plan(session, technical, versions, collected, now)
+        sample_rows = _samples(session, analyst, versions, tasks, samples, collected, now)
         _batches(session, technical, analyst, sample_rows, collected, now)
         session.add(HoldingDeviation(sample_id=sample_rows[1].id, parameter="BOD5", act="analysis",
                                      reason="培养箱故障，超出保存时间 4 小时后分析；结果仅供参考",
@@ -218,7 +219,25 @@ def _sites(session, technical: User, now) -> list[SiteVersion]:
     return versions
 
 
-def _samples(session, analyst: User, versions: list[SiteVersion], count: int, collected, now) -> list[Sample]:
+def _plan(session, technical: User, versions: list[SiteVersion], collected, now) -> list[SamplingTask]:
+    """The approved monitoring plan of the month and a task per section on the sampling day."""
+    plan = MonitoringPlan(code="PL26-00012", title="2026年12月松花江哈尔滨段例行监测计划",
+                          period_start=collected.date().replace(day=1),
+                          period_end=collected.date() + timedelta(days=27),
+                          status="active", created_by_id=technical.id, created_at=now, approved_by_id=technical.id,
+                          approved_at=now)
+    session.add(plan)
+    session.flush()
+    tasks = [SamplingTask(code=f"TK26-{90000 + i:05d}", plan_id=plan.id, site_id=v.site_id,
+                          scheduled_on=collected.date(), status="completed", parameters=canonical_json(PARAMETERS),
+                          created_at=now, created_by_id=technical.id) for i, v in enumerate(versions)]
+    session.add_all(tasks)
+    session.flush()
+    return tasks
+
+
+def _samples(session, analyst: User, versions: list[SiteVersion], tasks: list[SamplingTask], count: int, collected,
+             now) -> list[Sample]:
     numbers = []
     rows = []
     for i in range(count):
@@ -228,6 +247,7 @@ def _samples(session, analyst: User, versions: list[SiteVersion], count: int, co
         numbers.append(number)
         rows.append({"sample_no": number, "kind": "routine", "matrix": "water", "scheduled_on": collected.date(),
                      "state": "results_entered", "site_id": version.site_id, "site_version_id": version.id,
+                     "task_id": tasks[i % len(versions)].id,
                      "collected_at": collected + timedelta(minutes=20 * i),
                      "received_at": collected + timedelta(hours=4, minutes=20 * i),
                      "registered_at": collected - timedelta(days=1), "registered_by_id": analyst.id,

@@ -48,6 +48,7 @@ from app.reports.content import ReportContent, ReportLine, ReportSampleContent, 
 from app.reports.models import AccreditationCertificate, Report, ReviewAct, ReviewLevel, ReviewOutcome
 from app.reports.scopes import certificate_in_force, cma_coverage
 from app.samples.lab_models import HoldingDeviation, ReceiptCheck, ReceiptDecision
+from app.sites.models import MonitoringPlan, SamplingTask
 
 TEMPLATE = "reports/report_pdf.html"
 PDF_VARIANT = "pdf/a-3b"
@@ -190,6 +191,7 @@ class ReportDocument:
     remarks: str
     retain_until: date
     sites: tuple[str, ...]
+    plans: tuple[str, ...] = ()  # the monitoring plans the samples were taken under: "PL26-00003 title"
 
 
 # ---------------------------------------------------------------- building it
@@ -247,6 +249,7 @@ def build_document(session: Session, report: Report, content: ReportContent, *, 
         remarks=report.remarks,
         retain_until=report.retain_until or _years_after(approved_on, settings.report_retention_years),
         sites=tuple(dict.fromkeys(s.site_code for s in samples if s.site_code)),
+        plans=_plans(session, content),
     )
 
 
@@ -417,6 +420,18 @@ def _method_lines(content: ReportContent, flagged: frozenset[tuple[str, str, str
             seen[key] = MethodLine(parameter, code, name, unit, mdl, s.sample.matrix,
                                    (parameter, code, s.sample.matrix) in flagged)
     return tuple(seen.values())
+
+
+def _plans(session: Session, content: ReportContent) -> tuple[str, ...]:
+    """The sampling plans behind the samples (ISO/IEC 17025 §7.8.2.1: reference to the sampling
+    plan), through their tasks: one query."""
+    task_ids = {s.sample.task_id for s in content.samples if s.sample.task_id}
+    if not task_ids:
+        return ()
+    rows = session.execute(select(MonitoringPlan.code, MonitoringPlan.title).distinct()
+                           .join(SamplingTask, SamplingTask.plan_id == MonitoringPlan.id)
+                           .where(SamplingTask.id.in_(task_ids)).order_by(MonitoringPlan.code))
+    return tuple(f"{code} {title}" for code, title in rows)
 
 
 # ---------------------------------------------------------------- deviations

@@ -168,6 +168,7 @@ def test_each_sample_is_evaluated_against_the_reports_standard_and_target_class(
     world = make_report_world(db, samples=4)
     document = _document(db, world.report_id, world.signatory)
     assert document.evaluation.code == "GB 3838-2002" and document.evaluation.target_class == "III"
+    assert document.plans == ("PL26-00012 2026年12月松花江哈尔滨段例行监测计划",)
     by_no = {s.sample_no: s for s in document.samples}
     fourth = document.samples[3]  # NH3-N of every fourth sample is 4.15 × typical: 1.297 mg/L, class IV
     assert "NH3-N" in fourth.exceedances and fourth.exceeds_target
