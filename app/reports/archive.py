@@ -61,7 +61,7 @@ from app.core import audit
 from app.core.audit import AuditEvent
 from app.core.canonical import ISO_UTC, content_hash
 from app.core.db import utcnow
-from app.core.errors import DomainError, NotFound
+from app.core.errors import DomainError
 from app.core.files import CHUNK, FileStore, StoredFile, file_store
 from app.core.labtime import lab_calendar
 from app.core.signatures import ElectronicSignature
@@ -89,6 +89,7 @@ from app.reference_materials.models import (
 )
 from app.reference_materials.traceability import ancestors_of
 from app.reports.content import load_content
+from app.reports.drafts import report_by_no
 from app.reports.issue import years_after
 from app.reports.models import Report, ReportSample, ReportState, ReviewAct
 from app.samples.lab_models import (
@@ -128,12 +129,6 @@ RAW_RECORDS = ("field", "custody", "receipt", "preparation", "analysis", "qc", "
 _EXTENSIONS = {"application/pdf": ".pdf", "image/jpeg": ".jpg", "image/png": ".png"}
 
 Progress = Callable[[str, int, int], None]
-
-
-class ArchiveReportNotFound(NotFound):
-    code = "report_not_found"
-    message_zh = "未找到报告 {report_no}。"
-    message_en = "Report {report_no} not found."
 
 
 class ReportNotArchivable(DomainError):
@@ -297,9 +292,7 @@ class _Plan:
 
 
 def _archivable_report(session: Session, report_no: str) -> Report:
-    report = session.scalars(select(Report).where(Report.report_no == report_no.strip())).first()
-    if report is None:
-        raise ArchiveReportNotFound(report_no=report_no)
+    report = report_by_no(session, report_no)
     if report.state not in ARCHIVABLE or report.issued_at is None:
         raise ReportNotArchivable(report_no=report.report_no, state=report.state)
     if not report.pdf_sha256:
