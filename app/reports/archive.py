@@ -334,8 +334,8 @@ def _plan_report(session: Session, plan: _Plan, report: Report) -> list[Sample]:
 
 
 def _plan_samples(session: Session, plan: _Plan, samples: list[Sample]) -> tuple[set[int], set[int]]:
-    """Field, custody, receipt and preparation records of each sample; returns the instrument ids
-    of field tests with their times (collected into the plan) and the material use ids."""
+    """Field, custody, receipt and preparation records of each sample (field instruments and their
+    times go into `plan.field_times`); returns the sample ids and the material uses named."""
     rows = plan.rows
     ids = [s.id for s in samples]
     parameters = _group(_where_in(session, SampleParameter, SampleParameter.sample_id, ids), "sample_id")
