@@ -204,7 +204,6 @@ def prepare_report(request: Request, session: DbSession, title: Small = "", clie
 
 LEVEL_PERMISSIONS = {ReviewLevel.CHECK: Permission.REPORTS_CHECK, ReviewLevel.REVIEW: Permission.REPORTS_REVIEW,
                      ReviewLevel.APPROVE: Permission.REPORTS_APPROVE}
-AWAITING_STATES = (ReportState.SUBMITTED.value, ReportState.CHECKED.value, ReportState.REVIEWED.value)
 SIGN_TITLES = {ReviewLevel.CHECK: N_("Sign as checked (校核)"), ReviewLevel.REVIEW: N_("Sign as reviewed (审核)")}
 
 
@@ -230,12 +229,9 @@ def result_rows(content: ReportContent, language: str) -> list[ResultRow]:
 
 
 def level_form(session: Session, user: User, permissions: frozenset[Permission], report: Report,
-               content: ReportContent) -> dict[str, Any] | None:
+               content: ReportContent, level: ReviewLevel | None) -> dict[str, Any] | None:
     """The form of the level the report awaits, for a reader holding that level's permission;
     with the reason the service would refuse this reader (asked, not decided, here)."""
-    if report.state not in AWAITING_STATES:
-        return None
-    level = review.next_level(session, report, content)
     if level not in LEVEL_PERMISSIONS or LEVEL_PERMISSIONS[level] not in permissions:
         return None
     form: dict[str, Any] = {"level": level.value, "sign": SIGN_TITLES.get(level), "refusal": "", "refusal_code": ""}
@@ -254,8 +250,14 @@ def report_page(request: Request, session: Session, report_no: str, *, error: Do
     content = load_content(session, report)
     user: User = request.state.user
     permissions: frozenset[Permission] = request.state.permissions
-    can_edit = report.state == ReportState.DRAFT.value and Permission.REPORTS_PREPARE in permissions
-    history = review.review_history(session, report)
+    in_review = report.state in review.REVIEW_STATES
+    awaited = review.next_level(session, report, content) if in_review else None
+    # the state the signatures say: data corrected since signing break them all, and the report
+    # waits for its preparer again although its row still says where it was (the next act syncs it)
+    effective = review.state_for(awaited) if in_review else report.state
+    prepares = Permission.REPORTS_PREPARE in permissions
+    can_edit = report.state == ReportState.DRAFT.value and prepares
+    history = review.review_history(session, report, content)
     people = {u.id: u for u in session.scalars(select(User).where(User.id == report.prepared_by_id))}
     filters = filters or pick_filters()
     context: dict[str, Any] = {
@@ -263,9 +265,10 @@ def report_page(request: Request, session: Session, report_no: str, *, error: Do
         "rows": result_rows(content, report.language), "people": people, "history": history,
         "checklist": checklist.compute_checklist(session, report, content),
         "superseded_by": session.get(Report, report.superseded_by_id) if report.superseded_by_id else None,
-        "can_edit": can_edit, "can_submit": can_edit and user.id == report.prepared_by_id,
+        "can_edit": can_edit, "stale": effective != report.state,
+        "can_submit": effective == ReportState.DRAFT.value and prepares and user.id == report.prepared_by_id,
         "can_review": bool(permissions & set(LEVEL_PERMISSIONS.values())),
-        "level_form": level_form(session, user, permissions, report, content),
+        "level_form": level_form(session, user, permissions, report, content, awaited),
         "form_name": form_name, "values": values or {}, "fragment": wants_fragment(request),
     }
     if can_edit:

@@ -262,3 +262,48 @@ def test_roles_without_a_report_permission_post_nothing(db, reportable, users, c
                            data={"csrf_token": token, **data}).status_code == 403, path
     assert client.get("/reports/new").status_code == 403
     assert client.get(f"/reports/{report.report_no}").status_code == 200
+
+
+# ---------------------------------------------------------------- a data correction after signing
+
+
+def test_after_a_correction_the_page_takes_the_report_back_to_its_preparer(db, reportable, client):
+    from app.analysis import submission
+    from app.analysis.models import AnalysisBatch
+    from tests.analysis.qc_fixtures import enter
+
+    report = submitted(db, reportable)
+    act(db, review.check_report, reportable.checker, report, PASSWORD)
+    act(db, review.return_report, reportable.reviewer, report, "S-001 的读数抄错，请分析人更正")
+    enter(db, reportable.bench, {"S-001": "0.515"}, reason="transcription error corrected")
+    url = f"/reports/{report.report_no}"
+    token = login(client, reportable.preparer.username)
+    page = client.get(url)
+    assert 'data-signature="broken"' in page.text and 'id="submit-form"' in page.text
+    before = counts(db)
+    answer = client.post(f"{url}/submit", data={"csrf_token": token, "password": PASSWORD})
+    assert answer.status_code == 409 and 'data-code="batch_signature_broken"' in answer.text
+    assert counts(db) == before
+    with db.transaction() as session:
+        submission.resign_batch(session, session.get(User, reportable.analyst.id),
+                                session.get(AnalysisBatch, reportable.bench.batch.id), PASSWORD)
+    assert client.post(f"{url}/submit", data={"csrf_token": token, "password": PASSWORD}).status_code == 303
+    assert state_of(db, report) == "submitted"  # review restarts at the check
+    login(client, reportable.checker.username)
+    assert ROW.findall(client.get("/review").text) == [(report.report_no, "check")]
+
+
+def test_a_report_whose_data_moved_under_a_signature_says_so(db, reportable, client):
+    """The row still says `checked`, the signatures say the preparer must sign again."""
+    from tests.analysis.qc_fixtures import enter
+
+    report = submitted(db, reportable)
+    act(db, review.check_report, reportable.checker, report, PASSWORD)
+    enter(db, reportable.bench, {"S-002": "0.201"}, reason="dilution corrected")
+    login(client, reportable.preparer.username)
+    page = client.get(f"/reports/{report.report_no}")
+    assert 'data-state="checked"' in page.text and 'data-stale="yes"' in page.text
+    assert 'id="submit-form"' in page.text and 'id="header-form"' not in page.text
+    login(client, reportable.reviewer.username)
+    page = client.get(f"/reports/{report.report_no}")
+    assert 'id="sign-form"' not in page.text and 'id="return-form"' not in page.text
