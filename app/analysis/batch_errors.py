@@ -87,7 +87,10 @@ class BatchNotOpen(DomainError):
 
 
 class NotTheAnalyst(DomainError):
-    code = "batch_not_the_analyst"
+    """Only who built the batch lays it out, starts it, evaluates its QC, answers its failures and
+    signs it."""
+
+    code = "not_the_batch_analyst"
     http_status = 409
     message_zh = "分析批 {batch} 由 {analyst} 组建，只有该分析员可以操作。"
     message_en = "Analysis batch {batch} belongs to {analyst}; only that analyst can act on it."

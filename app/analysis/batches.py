@@ -291,7 +291,8 @@ def _assert_open(batch: AnalysisBatch, act_zh: str, act_en: str) -> None:
         raise errors.BatchNotOpen(batch=batch.batch_no, state=batch.state, act_zh=act_zh, act_en=act_en)
 
 
-def _assert_analyst(session: Session, actor: User, batch: AnalysisBatch) -> None:
+def assert_analyst(session: Session, actor: User, batch: AnalysisBatch) -> None:
+    """Acts on a batch are its analyst's: the one who built it runs it to the signature."""
     if batch.analyst_id != actor.id:
         analyst = session.get(User, batch.analyst_id)
         raise errors.NotTheAnalyst(batch=batch.batch_no, analyst=analyst.printed_name if analyst else "—")
@@ -583,7 +584,7 @@ def add_standard(session: Session, actor: User, batch: AnalysisBatch, target: st
     ensure(session, actor, Permission.ANALYSIS_RECORD)
     batch = locked(session, batch)
     _assert_open(batch, "添加标准物质", "take a standard")
-    _assert_analyst(session, actor, batch)
+    assert_analyst(session, actor, batch)
     moment = _act_time(session, batch, at, "使用时间", "The time of use")
     positions = session.scalars(select(BatchPosition).where(BatchPosition.batch_id == batch.id)
                                 .order_by(BatchPosition.position)).all()
@@ -622,7 +623,7 @@ def start_batch(session: Session, actor: User, batch: AnalysisBatch, at: Any = N
     ensure(session, actor, Permission.ANALYSIS_RECORD)
     batch = locked(session, batch)
     _assert_open(batch, "开始分析", "be started")
-    _assert_analyst(session, actor, batch)
+    assert_analyst(session, actor, batch)
     moment = _act_time(session, batch, at, "分析开始时间", "The start of analysis")
     positions = session.scalars(select(BatchPosition).where(BatchPosition.batch_id == batch.id)
                                 .order_by(BatchPosition.position)).all()
@@ -684,7 +685,7 @@ def attach_curve(session: Session, actor: User, batch: AnalysisBatch, parameter:
     batch = locked(session, batch)
     if batch.state not in (BatchState.OPEN.value, BatchState.RUNNING.value):
         raise errors.BatchNotRunning(batch=batch.batch_no, state=batch.state)
-    _assert_analyst(session, actor, batch)
+    assert_analyst(session, actor, batch)
     moment = _act_time(session, batch, at, "挂接时间", "The time the curve is attached")
     parameters = batch_parameters(batch)
     parameter = (parameter or "").strip()

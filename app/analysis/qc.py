@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from app.analysis import numbers
 from app.analysis import qc_errors as errors
-from app.analysis.batches import batch_parameters, locked
+from app.analysis.batches import assert_analyst, batch_parameters, locked
 from app.analysis.models import (
     AnalysisBatch,
     AnalysisResult,
@@ -104,12 +104,6 @@ def assert_evaluable(batch: AnalysisBatch) -> None:
         raise errors.BatchAlreadySubmitted(batch_no=batch.batch_no)
     if batch.state not in EVALUABLE_STATES:
         raise errors.BatchNotStarted(batch_no=batch.batch_no)
-
-
-def assert_analyst(session: Session, actor: User, batch: AnalysisBatch) -> None:
-    if actor.id != batch.analyst_id:
-        analyst = session.get(User, batch.analyst_id)
-        raise errors.NotTheAnalyst(analyst=analyst.printed_name if analyst else "—")
 
 
 def latest_run(session: Session, batch_id: int) -> int:

@@ -22,15 +22,6 @@ class BatchAlreadySubmitted(DomainError):
     message_en = "Analysis batch {batch_no} has been signed and submitted; its QC can no longer change."
 
 
-class NotTheAnalyst(DomainError):
-    """Only who ran the batch evaluates its QC, answers its failures and signs it."""
-
-    code = "not_the_batch_analyst"
-    http_status = 409
-    message_zh = "只有本批的分析人（{analyst}）可以进行此操作。"
-    message_en = "Only the batch's analyst ({analyst}) can do this."
-
-
 # ---------------------------------------------------------------- corrective actions
 
 

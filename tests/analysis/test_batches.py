@@ -262,7 +262,7 @@ def test_start_checks_the_gates_at_the_time_of_the_act(db, users, bench, analyst
     refused(db, lambda s: batches.start_batch(s, analyst, s.get(AnalysisBatch, batch.id),
                                               utcnow() - timedelta(hours=2)), "batch_act_before_sampling")
     other = make_user_analyst(db)
-    refused(db, lambda s: batches.start_batch(s, other, s.get(AnalysisBatch, batch.id)), "batch_not_the_analyst")
+    refused(db, lambda s: batches.start_batch(s, other, s.get(AnalysisBatch, batch.id)), "not_the_batch_analyst")
 
 
 def make_user_analyst(db):
