@@ -346,6 +346,9 @@ def test_an_english_report_prints_no_chinese_labels_and_no_cma_mark(db, tmp_path
         assert world.report_no in page and f"Page {number} of {len(pages)}" in page
     for label in ("Test report", "End of report", "Results", "Methods"):
         assert label in everything
+    flat = " ".join(everything.split())
+    assert "The results relate only to the samples tested" in flat
+    assert "shall not be reproduced except in full without the written approval" in flat
     for chinese in ("检测报告", "以下空白", "检出限", "第 1 页"):
         assert chinese not in everything
     assert "CMA" not in everything
