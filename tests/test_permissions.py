@@ -38,6 +38,8 @@ PUBLIC_ROUTES = {
     ("GET", "/lang/{language}"),
     # a report's status by the SHA-256 of its PDF: what the printed QR page tells anyone
     ("GET", "/api/v1/verify/{sha256}"),
+    # checks an uploaded PDF against a report's record; it stores and changes nothing
+    ("POST", "/verify/{token}"),
 }
 # The public report-verification pages (the QR code on every report points here).
 PUBLIC_PREFIXES = ("/verify/",)
@@ -188,7 +190,34 @@ def make_objects(db, users, data_path: Path | None = None) -> dict[str, Any]:
              **make_material_objects(db, users["technical_manager"], data_path),
              **make_site_objects(db, users), **make_plan_objects(db, users),
              **make_field_objects(db, users, data_path), **make_lab_objects(db, users)}
-    return {**found, **make_analysis_objects(db, users, data_path, found["barcode"])}
+    return {**found, **make_analysis_objects(db, users, data_path, found["barcode"]),
+            **make_report_objects(db, users, data_path)}
+
+
+def make_report_objects(db, users, data_path: Path) -> dict[str, Any]:
+    """Issue 9: an issued report whose rendered and signed PDFs are in the store (so the PDF
+    routes serve them), and a CMA certificate."""
+    from app.core.files import file_store
+    from app.core.pdf import render_pdf
+    from app.reports.models import AccreditationCertificate, Report
+    from tests.reports.conftest import make_report
+
+    store = file_store(data_path)
+    pdf = render_pdf("<p>检测报告 BG-OBJ</p>")
+    sha256, _ = store.put(io.BytesIO(pdf), max_bytes=len(pdf) + 1)
+    report = make_report(db, users["analyst"], [], state="issued", report_no="BG2026-OBJ1")
+    with db.transaction() as session:
+        row = session.get(Report, report.id)
+        row.rendered_pdf_sha256 = row.pdf_sha256 = sha256
+        row.issued_at = utcnow()
+        certificate = AccreditationCertificate(
+            certificate_no="231512340987", issued_by="省市场监督管理局", valid_from=utcnow().date(),
+            valid_to=utcnow().date() + timedelta(days=365), recorded_at=utcnow(),
+            recorded_by_id=users["technical_manager"].id)
+        session.add(certificate)
+        session.flush()
+        return {"report_no": row.report_no, "token": row.verify_token, "sha256": sha256,
+                "certificate_id": certificate.id}
 
 
 def make_analysis_objects(db, users, data_path: Path, solution_barcode: str) -> dict[str, Any]:
@@ -370,7 +399,8 @@ def test_every_route_declares_a_permission_or_is_on_the_public_allow_list(app):
 def test_the_public_allow_list_is_exactly_what_is_public(app):
     """The allow-list does not rot: each entry exists and is public (a login page behind a
     permission would lock everybody out; a stale entry would silently allow a future route)."""
-    public = {e.key for e in endpoints(app) if e.is_public and not e.path.startswith(PUBLIC_PREFIXES)}
+    public = {e.key for e in endpoints(app)
+              if e.is_public and not (e.method == "GET" and e.path.startswith(PUBLIC_PREFIXES))}
     assert public == PUBLIC_ROUTES
 
 
@@ -457,7 +487,7 @@ def test_the_exceptions_for_the_inspector_are_exactly_the_personal_routes(app):
     personal = {e.key for e in endpoints(app) if e.permission == Permission.OWN_ACCOUNT.value and e.mutating}
     assert personal == PERSONAL_ROUTES
     public_mutating = {e.key for e in endpoints(app) if e.is_public and e.mutating}
-    assert public_mutating == {("POST", "/login")}
+    assert public_mutating == {("POST", "/login"), ("POST", "/verify/{token}")}
 
 
 def test_the_inspector_changes_nothing_on_any_mutating_route(app, client, users, objects):
