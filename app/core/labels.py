@@ -39,6 +39,7 @@ SIGNATURE_MEANING_LABELS: dict[str, LazyProxy] = {
     "received": N_("received"),
     "prepared": N_("prepared"),
     "analysed": N_("analysed"),
+    "compiled": N_("compiled"),
     "checked": N_("checked"),
     "reviewed": N_("reviewed"),
     "approved": N_("approved"),
