@@ -201,3 +201,15 @@ def test_the_json_api_is_described_by_openapi_under_api_v1(client):
     paths = spec.json()["paths"]
     assert {"/api/v1/health", "/api/v1/me", "/api/v1/users", "/api/v1/audit/events"} <= set(paths)
     assert all(path.startswith("/api/v1/") for path in paths)  # pages stay out of the API docs
+
+
+def test_a_menu_entry_offered_to_several_roles_is_listed_once(app):
+    """Review is offered to checkers, reviewers and signatories (one entry per permission): a
+    user holding two of those roles sees it once."""
+    from app.core.permissions import Permission
+    from app.core.registry import nav_for
+
+    both = nav_for(frozenset({Permission.REPORTS_CHECK, Permission.REPORTS_REVIEW, Permission.REPORTS_READ}))
+    hrefs = [item.href for item in both]
+    assert hrefs.count("/review") == 1
+    assert "/reports" in hrefs

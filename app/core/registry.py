@@ -83,7 +83,12 @@ def sample_sections() -> list[PageSection]:
 
 
 def nav_for(permissions: frozenset[Permission]) -> list[NavItem]:
-    return sorted((i for i in _nav.values() if i.permission in permissions), key=lambda i: i.order)
+    """The menu, once per address: an entry offered to several roles (one per permission, such
+    as Review for checkers, reviewers and signatories) is listed once to whoever holds more."""
+    entries: dict[str, NavItem] = {}
+    for item in sorted((i for i in _nav.values() if i.permission in permissions), key=lambda i: i.order):
+        entries.setdefault(item.href, item)
+    return list(entries.values())
 
 
 def worklists_for(permissions: frozenset[Permission]) -> list[Worklist]:
