@@ -13,7 +13,7 @@ LIST_PAGES = ["/people/users?q=a", "/instruments?q=a", "/instruments/impact?stat
               "/samples?q=WS01", "/custody/shipments?q=SH", "/custody/gaps", "/receipts?q=RC", "/holding",
               "/storage?room=a", "/storage/disposals?state=requested", "/prep?q=HJ",
               "/methods?q=HJ", "/qualifications", "/curves", "/charts", "/batches?state=open", "/limits",
-              "/import-profiles"]
+              "/import-profiles", "/reports?state=draft", "/review", "/scopes/cma", "/scopes/signatories"]
 
 
 @pytest.mark.parametrize("path", LIST_PAGES)
