@@ -230,8 +230,6 @@ def test_no_changed_byte_anywhere_passes_or_raises(db, settings, one_issued, pos
 # ---------------------------------------------------------------- through the real issue pipeline
 
 
-@pytest.mark.skipif(not hasattr(Report, "rendered_pdf_sha256"),
-                    reason="the issue pipeline needs Report.rendered_* (on SignatoryScope in migration 0009)")
 def test_a_report_issued_by_the_pipeline_verifies_then_shows_superseded_after_its_amendment(
         db, settings, users, reportable, client):
     """Render (PDF/A-3b) → approve → the signing job → issued; the public page says it matches;
@@ -241,7 +239,6 @@ def test_a_report_issued_by_the_pipeline_verifies_then_shows_superseded_after_it
     from tests.reports.test_amendments import amend, issued_report
     from tests.reports.test_issue import approve, render, sign_levels
 
-    settings.job_queue = "inline"
     original = issued_report(db, reportable)
     pdf = file_store(settings.data_path).read(original.pdf_sha256)
     outcome, report_no = verify(db, settings, pdf)
