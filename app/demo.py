@@ -40,7 +40,7 @@ DEMO_USERS = (
 )
 
 
-DEMO_PARTS = ("instruments", "materials", "sampling", "lab", "analysis")
+DEMO_PARTS = ("instruments", "materials", "sampling", "lab", "analysis", "reports")
 
 
 def load_demo(session: Session, store: FileStore, *, through: str = DEMO_PARTS[-1]) -> list[DemoUser]:
@@ -102,4 +102,9 @@ def load_demo(session: Session, store: FileStore, *, through: str = DEMO_PARTS[-
     from app.analysis.demo import load_analysis_demo  # a month of batches, QC and control charts
 
     load_analysis_demo(session, users, store)
+    if "reports" not in parts:
+        return list(DEMO_USERS)
+    from app.reports.demo import load_report_demo  # CMA scope, signatory scopes, reports in every state
+
+    load_report_demo(session, users, store, DEMO_PASSWORD)
     return list(DEMO_USERS)
