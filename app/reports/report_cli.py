@@ -9,18 +9,19 @@ import typer
 
 report_app = typer.Typer(help="Issued reports: offline verification.", no_args_is_help=True)
 
+# The issue's contract: 0 valid, 1 invalid or unknown with the reason. A genuine report that was
+# superseded or withdrawn is not valid any more: 1, and the reason says which and by what.
 EXIT_VALID = 0
-EXIT_INVALID = 1  # not genuine, unreadable, or not a report the lab issued in this form
-EXIT_NOT_IN_FORCE = 3  # genuine, but superseded or withdrawn
+EXIT_INVALID = 1
 
 
 @report_app.command("verify")
 def verify(file: Annotated[Path, typer.Argument(help="The report PDF to check.", show_default=False)]) -> None:
     """Check a report PDF offline against this lab's database and certificate.
 
-    Exit 0: issued by the lab and in force. Exit 1: invalid (missing, not a PDF, changed after
-    signing, not the lab's signature) or unknown (the lab issued no report in this form).
-    Exit 3: genuine, but superseded by an amendment or withdrawn.
+    Exit 0: issued by the lab and in force. Exit 1, with the reason: invalid (missing, not a
+    PDF, changed after signing, not the lab's signature), unknown (the lab issued no report in
+    this form), or genuine but no longer in force (superseded by an amendment, or withdrawn).
     """
     from rich.markup import escape
 
@@ -59,8 +60,4 @@ def verify(file: Annotated[Path, typer.Argument(help="The report PDF to check.",
         console.print(f"signed by: {escape(outcome.signer_subject)}")
     if outcome.signed_at is not None:
         console.print(f"signed at: {outcome.signed_at.astimezone(settings.tz):%Y-%m-%d %H:%M:%S %z}")
-    if outcome.status == VerificationStatus.VALID:
-        raise typer.Exit(EXIT_VALID)
-    if outcome.genuine:
-        raise typer.Exit(EXIT_NOT_IN_FORCE)
-    raise typer.Exit(EXIT_INVALID)
+    raise typer.Exit(EXIT_VALID if outcome.status == VerificationStatus.VALID else EXIT_INVALID)

@@ -1,6 +1,6 @@
 """`lims report verify FILE.pdf`: the same check as the public page, offline against the local
-database and certificate; exit 0 valid, 1 invalid or unknown (with the reason), 3 genuine but
-superseded or withdrawn."""
+database and certificate; exit 0 valid, 1 invalid or unknown (with the reason), also 1 for a
+genuine report that was superseded or withdrawn."""
 
 from __future__ import annotations
 
@@ -56,15 +56,15 @@ def test_chinese_when_the_lab_works_in_chinese(env, db, settings, users, tmp_pat
     assert result.exit_code == 0 and f"与本实验室签发的报告 {issued.report.report_no} 一致" in result.output
 
 
-def test_a_superseded_or_withdrawn_report_exits_3_with_why(env, db, settings, users, tmp_path):
+def test_a_superseded_or_withdrawn_report_exits_1_with_why(env, db, settings, users, tmp_path):
     old = issue_signed(db, settings, users["analyst"], report_no="BG2026-0400")
     new = issue_signed(db, settings, users["analyst"], report_no="BG2026-0400-A1")
     supersede(db, old.report, new.report)
     result = lims_verify(env, written(tmp_path, old.pdf, "old.pdf"))
-    assert result.exit_code == 3 and "superseded by BG2026-0400-A1" in result.output
+    assert result.exit_code == 1 and "superseded by BG2026-0400-A1" in result.output
     withdraw(db, new.report, users["quality_manager"], "wrong client address")
     result = lims_verify(env, written(tmp_path, new.pdf, "new.pdf"))
-    assert result.exit_code == 3 and "withdrawn on 2026-12-04: wrong client address" in result.output
+    assert result.exit_code == 1 and "withdrawn on 2026-12-04: wrong client address" in result.output
 
 
 @pytest.mark.parametrize(("case", "reason"), [
