@@ -194,7 +194,7 @@ def approve_report(session: Session, signatory: User, report: Report, password: 
     if not _store(session).verify(report.rendered_pdf_sha256):
         raise errors.RenderedPdfMissing(report_no=report.report_no)
     signature = sign(session, signatory, password, SignatureMeaning.APPROVED, "report", report.id,
-                     {"content_sha256": content.content_sha256, "pdf_sha256": report.rendered_pdf_sha256})
+                     review.approval_content(content.content_sha256, report.rendered_pdf_sha256))
     act = review.record_act(session, signatory, report, content, ReviewLevel.APPROVE, ReviewOutcome.SIGNED,
                             signature=signature, checklist=checklist.as_record())
     before = {"state": report.state}

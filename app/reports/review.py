@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from app.analysis.models import AnalysisResult, ResultImport
 from app.analysis.qualifications import assert_analyst_qualified
 from app.core import audit
-from app.core.canonical import canonical_json
+from app.core.canonical import canonical_json, content_hash
 from app.core.db import utcnow
 from app.core.permissions import Permission, ensure
 from app.core.signatures import ElectronicSignature, SignatureMeaning, sign
@@ -106,13 +106,21 @@ def _acts(session: Session, report: Report) -> list[tuple[ReviewAct, User, Elect
         .where(ReviewAct.report_id == report.id).order_by(ReviewAct.id))]
 
 
-def _views(rows: list[tuple[ReviewAct, User, ElectronicSignature | None]], current: str) -> list[ActView]:
+def approval_content(content_sha256: str, rendered_pdf_sha256: str) -> dict[str, str]:
+    """What the signatory's approval binds: the content and the exact PDF they read."""
+    return {"content_sha256": content_sha256, "pdf_sha256": rendered_pdf_sha256}
+
+
+def _views(rows: list[tuple[ReviewAct, User, ElectronicSignature | None]], current: str,
+           rendered_pdf_sha256: str = "") -> list[ActView]:
+    approved = content_hash(approval_content(current, rendered_pdf_sha256))
     views = []
     for i, (act, actor, signature) in enumerate(rows):
         if act.outcome != ReviewOutcome.SIGNED.value:
             views.append(ActView(act, actor, None, None, False))
             continue
-        intact = signature is not None and signature.content_hash == current and act.content_sha256 == current
+        signed = approved if act.level == ReviewLevel.APPROVE.value else current
+        intact = signature is not None and signature.content_hash == signed and act.content_sha256 == current
         cancelled = any(later.outcome == ReviewOutcome.RETURNED.value and cancels(later.level, act.level)
                         for later, _, _ in rows[i + 1:])
         views.append(ActView(act, actor, signature, intact, intact and not cancelled))
@@ -122,7 +130,7 @@ def _views(rows: list[tuple[ReviewAct, User, ElectronicSignature | None]], curre
 def review_history(session: Session, report: Report, content: ReportContent | None = None) -> list[ActView]:
     """Every act on the report, oldest first, each with its signature intact or broken now."""
     content = content or load_content(session, report)
-    return _views(_acts(session, report), content.content_sha256)
+    return _views(_acts(session, report), content.content_sha256, report.rendered_pdf_sha256)
 
 
 def _holding(views: list[ActView]) -> dict[ReviewLevel, ElectronicSignature | None]:

@@ -19,7 +19,7 @@ from app.core.errors import DomainError
 from app.core.files import file_store
 from app.core.job_queue import Job
 from app.core.signatures import ElectronicSignature, SignatureMeaning, sign
-from app.reports import issue
+from app.reports import issue, review
 from app.reports.content import load_content
 from app.reports.models import Report, ReviewAct, ReviewLevel
 from app.samples.models import Sample
@@ -140,6 +140,9 @@ def test_reviewed_report_is_rendered_approved_signed_and_issued(db, settings, re
         assert all(s.reported_at == issued.issued_at and s.retain_until for s in retained)
     with db.reading() as session:
         assert issue.issued_pdf(session, session.get(Report, report.id)) == signed
+        history = review.review_history(session, session.get(Report, report.id))
+        approval = [v for v in history if v.level == ReviewLevel.APPROVE]
+        assert len(approval) == 1 and approval[0].intact and approval[0].holds  # not shown as broken
 
 
 def test_wrong_password_refuses_approval_and_changes_nothing_else(db, reportable):
