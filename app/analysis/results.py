@@ -56,6 +56,7 @@ from app.core import audit
 from app.core.db import utcnow
 from app.core.labtime import lab_calendar
 from app.core.permissions import Permission, ensure
+from app.core.registry import samples_changed
 from app.people.models import User
 
 ACCEPTING = frozenset({BatchState.RUNNING.value, BatchState.IMPORTED.value, BatchState.QC_EVALUATED.value,
@@ -410,6 +411,8 @@ def record_results(session: Session, actor: User, batch: AnalysisBatch, readings
     if written:
         _audit(session, actor, batch, context, sorted(written, key=lambda r: r.id), source, import_id, reason,
                submitted)
+        if submitted:  # signed data changed under whatever was built on it (reports in review)
+            samples_changed(session, actor, [r.sample_id for r in written])
     return [by_row[row] if row in by_row else replayed[r.client_id] for row, r in enumerate(readings, start=1)]
 
 

@@ -126,3 +126,25 @@ def resolve_scan(
         if hit is not None:
             return hit
     return None
+
+
+# ---------------------------------------------------------------- when reported data changes
+
+# Listeners told that results of these samples changed after their batch was signed (a revision
+# with a reason, a batch signed again): later domains keep what depends on them in step (the
+# reports in review under those samples) without the earlier domain importing them.
+SamplesChanged = Callable[[Session, Any, list[int]], Any]
+_samples_changed: dict[str, SamplesChanged] = {}
+
+
+def on_samples_changed(name: str, listener: SamplesChanged) -> None:
+    _samples_changed[name] = listener
+
+
+def samples_changed(session: Session, actor: Any, sample_ids: list[int]) -> None:
+    """Tell every listener, in the caller's transaction (so their changes land with the act)."""
+    ids = sorted({i for i in sample_ids if i is not None})
+    if not ids:
+        return
+    for name in sorted(_samples_changed):
+        _samples_changed[name](session, actor, ids)

@@ -5,6 +5,7 @@ returned when nothing changed, at 校核 after a data correction (the analyst re
 from __future__ import annotations
 
 import json
+from decimal import Decimal as D
 
 import pytest
 from sqlalchemy import func, select
@@ -238,3 +239,22 @@ def test_reports_under_changed_data_are_resynced_and_audited(db, reportable, use
         assert review.resync_reports_of_samples(session, SYSTEM, sample_ids) == [report.report_no]
     assert state_of(db, report) == ReportState.DRAFT.value
     assert audit_actions(db, report)[-1] == "reports.state_synced"
+
+
+def test_a_result_revised_through_the_service_resyncs_the_reports_above_it(db, reportable):
+    """The results service tells the reports (through the core registry, not an import): a
+    checked report whose data an analyst corrects goes back to the preparer, audited."""
+    from app.analysis import results
+    from app.people.models import User
+
+    report = submitted(db, reportable)
+    act(db, review.check_report, reportable.checker, report, PASSWORD)
+    assert state_of(db, report) == ReportState.CHECKED.value
+    position = reportable.bench.at("S-002")
+    with db.transaction() as session:
+        batch = session.get(AnalysisBatch, reportable.bench.batch.id)
+        results.record_results(session, session.get(User, reportable.analyst.id), batch,
+                               [results.ReadingInput(position.id, "NH3-N", D("0.0410"), "", D("1"), None, "")],
+                               reason="recalculated: wrong dilution factor")
+    assert state_of(db, report) == ReportState.DRAFT.value
+    assert "reports.state_synced" in audit_actions(db, report)
