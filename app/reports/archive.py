@@ -313,10 +313,11 @@ def _plan_report(session: Session, plan: _Plan, report: Report) -> list[Sample]:
     acts = session.scalars(select(ReviewAct).where(ReviewAct.report_id == report.id).order_by(ReviewAct.id)).all()
     placed = session.scalars(select(ReportSample).where(ReportSample.report_id == report.id)
                              .order_by(ReportSample.position)).all()
-    pdf_files = _where_in(session, StoredFile, StoredFile.sha256, {report.pdf_sha256, *(r.pdf_sha256 for r in related)})
+    pdf_files = _where_in(session, StoredFile, StoredFile.sha256,
+                          {report.pdf_sha256, report.rendered_pdf_sha256, *(r.pdf_sha256 for r in related)} - {""})
     plan.document("report/report.json", "report", {
         "report": rows.one(report), "samples": rows.many(placed), "review_acts": rows.many(acts),
-        "pdf_files": rows.many(f for f in pdf_files if f.sha256 == report.pdf_sha256),
+        "pdf_files": rows.many(f for f in pdf_files if f.sha256 in (report.pdf_sha256, report.rendered_pdf_sha256)),
         "related_reports": [{"report_no": r.report_no, "state": r.state, "pdf_sha256": r.pdf_sha256,
                              "relation": "amends" if r.id == report.amends_id else "superseded_by"}
                             for r in related]})
@@ -325,6 +326,9 @@ def _plan_report(session: Session, plan: _Plan, report: Report) -> list[Sample]:
         "content": content.signed_content(), "content_sha256_now": now,
         "content_sha256_approved": report.content_sha256, "unchanged_since_approval": now == report.content_sha256})
     plan.file("report", None, report.pdf_sha256, "report", exact=f"{report.report_no}.pdf")
+    if report.rendered_pdf_sha256 and report.rendered_pdf_sha256 != report.pdf_sha256:
+        # the exact PDF the signatory read and approved (the approval e-signature binds its hash)
+        plan.file("report", None, report.rendered_pdf_sha256, "report", exact=f"{report.report_no}-for-approval.pdf")
     for other in related:
         if other.id == report.amends_id and other.pdf_sha256:  # the report this one replaces
             plan.file("report/amends", None, other.pdf_sha256, "report", exact=f"{other.report_no}.pdf")

@@ -76,12 +76,16 @@ def _jpeg() -> bytes:
     return out.getvalue()
 
 
-def issue(db, report: Report, store, signatory, pdf: bytes) -> Report:
-    """Mark a report issued as the issue job would: its signed PDF stored, hashes and anchor fixed."""
+def issue(db, report: Report, store, signatory, pdf: bytes, rendered: bytes | None = None) -> Report:
+    """Mark a report issued as the issue job would: its signed PDF (and the PDF the signatory
+    approved, when given) stored, hashes and anchor fixed."""
     pdf_file = _stored(db, store, pdf, f"{report.report_no}.pdf", "application/pdf", signatory)
+    approved = _stored(db, store, rendered, f"{report.report_no}-rendered.pdf", "application/pdf", signatory) \
+        if rendered is not None else None
     with db.transaction() as session:
         row = session.get(Report, report.id)
         row.pdf_sha256 = pdf_file.sha256
+        row.rendered_pdf_sha256 = approved.sha256 if approved else ""
         row.issued_at = row.approved_at = utcnow()
         row.content_sha256 = load_content(session, row).content_sha256
         row.audit_seq, row.audit_hash = audit.head(session)
@@ -145,7 +149,7 @@ def issued(db, reportable, store, standards, users, technical) -> Issued:
                                      material_use_id=use.id))
     report = make_report(db, reportable.preparer, reportable.samples, state="issued")
     pdf = render_pdf("<p>报告</p>")
-    report = issue(db, report, store, reportable.signatory, pdf)
+    report = issue(db, report, store, reportable.signatory, pdf, rendered=render_pdf("<p>报告（待签发）</p>"))
     with db.reading() as session:
         in_force = session.scalars(select(CalibrationRecord.certificate_no).where(
             CalibrationRecord.certificate_no != "JD-OLD-EXPIRED")).one()
@@ -202,7 +206,8 @@ def test_the_package_holds_every_record_kind_and_verifies_intact(db, settings, i
     paths = [e["path"] for e in manifest["entries"]]
     samples = [f"records/samples/{s.sample_no}" for s in issued.reportable.samples]
     batch = f"analysis/{bench.batch.batch_no}"
-    expected = {f"report/{report.report_no}.pdf", "report/report.json", "report/content.json",
+    expected = {f"report/{report.report_no}.pdf", f"report/{report.report_no}-for-approval.pdf",
+                "report/report.json", "report/content.json",
                 f"{batch}/batch.json", f"{batch}/results.json", f"{batch}/qc.json", f"{batch}/curves.json",
                 f"{batch}/imports.json", "instruments/JC-UV-001/instrument.json",
                 "instruments/JC-UV-001/calibrations.json", f"{issued.lot_folder}/lot.json",
