@@ -33,7 +33,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.analysis import submission
-from app.analysis.models import AnalysisBatch, AnalysisResult, BatchPosition, Method, MethodParameter, MethodVersion
+from app.analysis.models import (
+    AnalysisBatch,
+    AnalysisResult,
+    BatchPosition,
+    LimitSet,
+    Method,
+    MethodParameter,
+    MethodVersion,
+)
 from app.config import settings_of
 from app.core import files as core_files
 from app.core import job_queue, signatures
@@ -46,16 +54,21 @@ from app.reports import amendments, drafts, issue, review, scopes
 from app.reports.models import Report
 from app.reports.signing import ensure_demo_certificate
 from app.samples import lab_demo, retention
-from app.samples.models import Sample, SampleParameter, SampleState
+from app.samples.demo import FIELD_TESTS
+from app.samples.models import Sample, SampleKind, SampleParameter, SampleState
 from app.sites.demo import DemoClock
 
 CERTIFICATE_NO = "231512340987"
 ISSUER = "湖北省市场监督管理局"
 OUT_OF_SCOPE = "TP"  # GB 11893-89 total phosphorus: not on the certificate
-LAB_ONLY = frozenset({"COD", "CODMn", "NH3-N", "TN", "TP"})  # the samples taken for the laboratory alone
+LAB_TESTS = frozenset({"COD", "CODMn", "NH3-N", "TN", "TP"})
+ROUND_TESTS = LAB_TESTS | set(FIELD_TESTS)  # what a routine river sample of the demo asks for
 NOT_RUN_REASON = ("委托方书面变更本期监测项目：{p} 不再测定，只报告氨氮、总磷 / "
                   "The client changed this round's parameters in writing: {p} is no longer determined")
+FIELD_REASON = ("{p} 为现场测定项目，结果见现场监测记录，不列入本实验室报告 / {p} is measured in the field: "
+                "see the field record; it is not part of this laboratory report")
 CLIENT = "江城市生态环境局"
+SURFACE_WATER = "GB 3838-2002"  # the sections' limits (app.analysis.demo assigns their target classes)
 CONTACT = "王科长 027-8888 1234"
 CORRECTED_CONTACT = "王建华（监测科）027-8888 1235"
 
@@ -145,9 +158,11 @@ def _certificate_and_scopes(acts: lab_demo.DemoActs) -> None:
 
 
 def _samples_ready(acts: lab_demo.DemoActs) -> list[tuple[Sample, datetime, bool]]:
-    """The laboratory-only river samples whose NH3-N result is of record, oldest first, each with
-    the time its last batch was signed and whether it has a TP result; the parameters never run
-    are recorded not analysed by the analyst the day after, so the sample is `results_entered`."""
+    """The routine river samples whose NH3-N result is of record, oldest first, each with the
+    time the analyst recorded the rest and whether it has a TP result. The analyst records the
+    parameters without a laboratory result not analysed the day after the last batch: COD, CODMn
+    and TN (the client dropped them), WT/pH/DO/EC (measured in the field; a report cannot carry
+    field readings yet), so the sample is `results_entered`."""
     session, analyst = acts.session, acts.user("analyst")
     requested: dict[int, set[str]] = {}
     for sample_id, parameter in session.execute(select(SampleParameter.sample_id, SampleParameter.parameter).join(
@@ -162,17 +177,18 @@ def _samples_ready(acts: lab_demo.DemoActs) -> list[tuple[Sample, datetime, bool
                    AnalysisBatch.state == "submitted")):
         done.setdefault(sample_id, {})[parameter] = signed
     chosen = [sample_id for sample_id, wanted in requested.items()
-              if wanted == LAB_ONLY and "NH3-N" in done.get(sample_id, {})]
+              if wanted == ROUND_TESTS and "NH3-N" in done.get(sample_id, {})]
     ready = []
     tz = lab_calendar(session).tz
-    for sample in session.scalars(select(Sample).where(Sample.id.in_(chosen)).order_by(Sample.collected_at,
-                                                                                        Sample.sample_no)):
+    for sample in session.scalars(select(Sample).where(Sample.id.in_(chosen), Sample.kind == SampleKind.ROUTINE.value)
+                                  .order_by(Sample.collected_at, Sample.sample_no)):
         signed = max(done[sample.id].values())
         day = signed.astimezone(tz).date() + timedelta(days=1)
         moment = datetime.combine(min(day, acts.today - timedelta(days=1)), time(9, 0), tzinfo=tz)
         with acts.then(moment):
-            for parameter in sorted(LAB_ONLY - set(done[sample.id])):
-                submission.record_not_analysed(session, analyst, sample, parameter, NOT_RUN_REASON.format(p=parameter))
+            for parameter in sorted(ROUND_TESTS - set(done[sample.id])):
+                reason = FIELD_REASON if parameter in FIELD_TESTS else NOT_RUN_REASON
+                submission.record_not_analysed(session, analyst, sample, parameter, reason.format(p=parameter))
         session.refresh(sample)
         if sample.state == SampleState.RESULTS_ENTERED.value:
             ready.append((sample, moment, "TP" in done[sample.id]))
@@ -197,6 +213,8 @@ def _reports(acts: lab_demo.DemoActs, ready: list[tuple[Sample, datetime, bool]]
     planned: list[tuple[_Spec, list[tuple[Sample, datetime, bool]]]] = []
     for spec in finished:
         planned.append((spec, _pick(ready, spec.samples, spec.fate == "out_of_scope", newest=False)))
+    # created in the order of their samples' dates, so report numbers follow the calendar
+    planned.sort(key=lambda plan: max((moment for _, moment, _ in plan[1]), default=acts.at(0, 0)))
     later = []
     for spec in reversed(running):  # the furthest along gets the older of the newest samples
         later.append((spec, _pick(ready, spec.samples, False, newest=True)))
@@ -238,10 +256,12 @@ def _one_report(acts: lab_demo.DemoActs, spec: _Spec, rows: list[tuple[Sample, d
     english = spec.language == "en"
     sites = "、".join(dict.fromkeys(s.sample_no.rsplit("-", 2)[0] for s, _, _ in rows))
     title = (f"Surface water monitoring report ({sites})" if english else f"地表水环境质量监测报告（{sites}）")
-    at = _moment(acts, start, 0, 14, 0)
-    with acts.then(at):
+    limit_set = session.scalars(select(LimitSet.id).where(LimitSet.code == SURFACE_WATER)
+                                .order_by(LimitSet.version.desc()).limit(1)).first()
+    with acts.then(_moment(acts, start, 0, 14, 0)):
         report = drafts.create_report(session, analyst, title=title, client_name=CLIENT, client_contact=CONTACT,
-                                      language=spec.language, sample_nos=[s.sample_no for s, _, _ in rows])
+                                      language=spec.language, limit_set_id=limit_set,
+                                      sample_nos=[s.sample_no for s, _, _ in rows])
     if spec.fate == "draft":
         return report
     with acts.then(_moment(acts, start, 1, 9, 30)):

@@ -7,6 +7,7 @@ The whole demo is loaded once per engine (module-scoped, like tests/analysis/tes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import date
 
@@ -14,9 +15,13 @@ import pytest
 from sqlalchemy import func, select
 
 from app.config import settings_of
+from app.core import job_queue
+from app.core.db import utcnow
 from app.core.files import StoredFile
 from app.core.job_queue import Job
-from app.reports import review
+from app.demo import DEMO_PASSWORD
+from app.people.models import User
+from app.reports import issue, review
 from app.reports.content import load_content
 from app.reports.demo import CERTIFICATE_NO, ISSUER, OUT_OF_SCOPE
 from app.reports.models import AccreditationItem, Report, ReportState, ReviewAct, ReviewLevel, SignatoryScope
@@ -105,3 +110,35 @@ def test_loading_again_adds_nothing(reports_db: Demo) -> None:
     assert row_counts(reports_db.db) == before
     with reports_db.db.reading() as session:
         assert session.scalar(select(func.count()).select_from(StoredFile)) == files
+
+
+def _finish(db, settings, job_id: int) -> str:
+    """Run the job here if no runner took it (PostgreSQL without a worker), else wait for the
+    runner the commit handed it to (the thread pool on SQLite)."""
+    job_queue.run_job(db, settings, job_id)
+    for _ in range(600):
+        with db.reading() as session:
+            job = session.get(Job, job_id)
+            if not job.active:
+                return job.state
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_the_demo_signatory_approves_the_reviewed_report_live(reports_db: Demo) -> None:
+    db, signatory_id = reports_db.db, reports_db.users["signatory"].id
+    with db.transaction() as session:
+        settings = settings_of(session)
+        (report,) = session.scalars(select(Report).where(Report.state == ReportState.REVIEWED.value)).all()
+        rendering = issue.request_rendering(session, session.get(User, signatory_id), report)
+    assert _finish(db, settings, rendering.id) == "done"
+    with db.transaction() as session:
+        report = session.get(Report, report.id)
+        issue.approve_report(session, session.get(User, signatory_id), report, DEMO_PASSWORD)
+        signing = job_queue.latest_job(session, "report", report.id, (issue.SIGN_JOB,))
+    assert _finish(db, settings, signing.id) == "done"
+    with db.reading() as session:
+        report = session.get(Report, report.id)
+        assert report.state == ReportState.ISSUED.value and report.issued_at.date() == utcnow().date()
+        outcome = verify_report_file(session, reports_db.store.read(report.pdf_sha256), settings)
+        assert outcome.status is VerificationStatus.VALID
