@@ -8,9 +8,10 @@ every state, entered through the report services as the demo users at the times 
   without the CMA mark (the default setting).
 - The signatory's scope for water, proposed by the technical manager and approved by the quality
   manager; a second one (air) proposed and awaiting the quality manager.
-- The analysis demo leaves every river sample `in_analysis` (COD, CODMn and TN are never run): for
-  the laboratory-only samples the analyst records them "not analysed" with the reason, so the
-  samples reach `results_entered` with the NH3-N (and TP) results of record; no result is made up.
+- The analysis demo leaves every river sample `in_analysis` (COD, CODMn and TN are never run, and
+  the field readings WT/pH/DO/EC never become results): for the routine river samples the analyst
+  records those "not analysed" with the reason, so the samples reach `results_entered` with their
+  NH3-N (and TP) results of record, evaluated against GB 3838-2002; no result is made up.
 - Reports over those samples, oldest first: issued (zh, one en), one amended (-A1 issued with its
   reason, the original superseded), one withdrawn by the quality manager, one issued without the
   CMA mark; newer ones a draft, one returned by the checker with a reason (a draft again), one
