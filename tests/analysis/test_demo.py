@@ -37,7 +37,7 @@ from tests.sites.test_demo import Demo, demo_database, row_counts
 
 @pytest.fixture(scope="module", params=ENGINES)
 def analysis_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    yield from demo_database(request, tmp_path_factory)
+    yield from demo_database(request, tmp_path_factory, through="analysis")
 
 
 def _batches(session, code: str, state: str | None = None) -> list[AnalysisBatch]:
