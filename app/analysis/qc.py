@@ -117,6 +117,21 @@ def latest_evaluations(session: Session, batch_id: int) -> list[QcEvaluation]:
                                                            QcEvaluation.run == last).order_by(QcEvaluation.id)))
 
 
+def latest_evaluations_of(session: Session, batch_ids: Iterable[int]) -> dict[int, list[QcEvaluation]]:
+    """`latest_evaluations` of many batches in one query: batch id → the checks of its latest run
+    by id (empty before the first run); every batch asked is a key."""
+    ids = sorted(set(batch_ids))
+    found: dict[int, list[QcEvaluation]] = {i: [] for i in ids}
+    if not ids:
+        return found
+    last = (select(QcEvaluation.batch_id.label("batch_id"), func.max(QcEvaluation.run).label("run"))
+            .where(QcEvaluation.batch_id.in_(ids)).group_by(QcEvaluation.batch_id).subquery())
+    for e in session.scalars(select(QcEvaluation).join(last, (last.c.batch_id == QcEvaluation.batch_id)
+                                                       & (last.c.run == QcEvaluation.run)).order_by(QcEvaluation.id)):
+        found[e.batch_id].append(e)
+    return found
+
+
 CheckKey = tuple[str, str, int | None, int | None]
 
 

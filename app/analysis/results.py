@@ -25,7 +25,7 @@ effect inside the window covers every measurement. A curve is usable over one in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -92,6 +92,18 @@ def current_results(session: Session, batch_id: int) -> dict[tuple[int, str], An
     """The current (highest) revision of every position × parameter of the batch, in one query."""
     rows = session.scalars(select(AnalysisResult).where(AnalysisResult.batch_id == batch_id, _current_filter()))
     return {(r.position_id, r.parameter): r for r in rows}
+
+
+def current_results_of(session: Session,
+                       batch_ids: Iterable[int]) -> dict[int, dict[tuple[int, str], AnalysisResult]]:
+    """`current_results` of many batches in one query (a report's checks read all its batches at
+    once): batch id → (position, parameter) → the current revision; every batch asked is a key."""
+    ids = sorted(set(batch_ids))
+    found: dict[int, dict[tuple[int, str], AnalysisResult]] = {i: {} for i in ids}
+    if ids:
+        for r in session.scalars(select(AnalysisResult).where(AnalysisResult.batch_id.in_(ids), _current_filter())):
+            found[r.batch_id][(r.position_id, r.parameter)] = r
+    return found
 
 
 def result_history(session: Session, position_id: int, parameter: str) -> list[AnalysisResult]:

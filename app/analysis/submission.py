@@ -29,7 +29,9 @@ from app.analysis.models import (
     CorrectiveAction,
     NotAnalysed,
     PositionRole,
+    QcEvaluation,
 )
+from app.analysis.results import current_results_of
 from app.core import audit
 from app.core.db import utcnow
 from app.core.errors import DomainError
@@ -51,16 +53,40 @@ def signed_content(session: Session, batch: AnalysisBatch) -> dict[str, Any]:
     """What the analyst's signature binds (canonical, Decimals as text): the batch, its positions,
     the current result of every position × parameter, the latest run's evaluations and every
     corrective action. Recomputed when the signature is shown, to tell intact from broken."""
-    positions = list(session.scalars(select(BatchPosition).where(BatchPosition.batch_id == batch.id)
-                                     .order_by(BatchPosition.position)))
-    number = {p.id: p.position for p in positions}
-    sample_ids = {p.sample_id for p in positions if p.sample_id}
+    return signed_contents(session, [batch])[batch.id]
+
+
+def signed_contents(session: Session, batches: Iterable[AnalysisBatch]) -> dict[int, dict[str, Any]]:
+    """`signed_content` of many batches (batch id → content) in five queries whatever their number:
+    positions, sample numbers, current results, latest-run evaluations and corrective actions are
+    each read once for all the batches (a report's checklist verifies every batch's signature)."""
+    by_id = {b.id: b for b in batches}
+    if not by_id:
+        return {}
+    ids = sorted(by_id)
+    positions: dict[int, list[BatchPosition]] = {i: [] for i in ids}
+    for p in session.scalars(select(BatchPosition).where(BatchPosition.batch_id.in_(ids))
+                             .order_by(BatchPosition.batch_id, BatchPosition.position)):
+        positions[p.batch_id].append(p)
+    sample_ids = {p.sample_id for rows in positions.values() for p in rows if p.sample_id}
     sample_nos = dict(session.execute(select(Sample.id, Sample.sample_no).where(Sample.id.in_(sample_ids)))
                       .all()) if sample_ids else {}
-    results = sorted(qc.current_results(session, batch.id).values(), key=lambda r: (number[r.position_id], r.parameter))
-    evaluations = qc.latest_evaluations(session, batch.id)
-    actions = list(session.scalars(select(CorrectiveAction).where(CorrectiveAction.batch_id == batch.id)
-                                   .order_by(CorrectiveAction.id)))
+    results = current_results_of(session, ids)
+    evaluations = qc.latest_evaluations_of(session, ids)
+    actions: dict[int, list[CorrectiveAction]] = {i: [] for i in ids}
+    for a in session.scalars(select(CorrectiveAction).where(CorrectiveAction.batch_id.in_(ids))
+                             .order_by(CorrectiveAction.id)):
+        actions[a.batch_id].append(a)
+    return {i: _content(by_id[i], positions[i], sample_nos, results[i].values(), evaluations[i], actions[i])
+            for i in ids}
+
+
+def _content(batch: AnalysisBatch, positions: list[BatchPosition], sample_nos: dict[int, str],
+             current: Iterable[AnalysisResult], evaluations: list[QcEvaluation],
+             actions: list[CorrectiveAction]) -> dict[str, Any]:
+    """One batch's signed content from its rows (positions in order, evaluations and actions by id)."""
+    number = {p.id: p.position for p in positions}
+    results = sorted(current, key=lambda r: (number[r.position_id], r.parameter))
     return {
         "batch_no": batch.batch_no, "method_version_id": batch.method_version_id,
         "parameters": qc.batch_parameters(batch), "instrument_id": batch.instrument_id,
@@ -94,8 +120,18 @@ def signed_content(session: Session, batch: AnalysisBatch) -> dict[str, Any]:
 
 def signature_view(session: Session, batch: AnalysisBatch) -> SignatureView | None:
     """The analyst's signature as it stands now (intact or broken), or None before signing."""
-    row = session.get(ElectronicSignature, batch.signature_id) if batch.signature_id else None
-    return check(row, signed_content(session, batch)) if row else None
+    return signature_views(session, [batch])[batch.id]
+
+
+def signature_views(session: Session, batches: Iterable[AnalysisBatch]) -> dict[int, SignatureView | None]:
+    """`signature_view` of many batches (batch id → view, None when unsigned): the signatures in
+    one query, the signed contents through `signed_contents` (a fixed number of queries)."""
+    batches = list(batches)
+    wanted = {b.signature_id for b in batches if b.signature_id}
+    rows = {s.id: s for s in session.scalars(select(ElectronicSignature).where(
+        ElectronicSignature.id.in_(wanted)))} if wanted else {}
+    contents = signed_contents(session, [b for b in batches if b.signature_id in rows])
+    return {b.id: check(rows[b.signature_id], contents[b.id]) if b.signature_id in rows else None for b in batches}
 
 
 def missing_results(session: Session, batch: AnalysisBatch) -> list[str]:

@@ -4,8 +4,11 @@ a qualifier, a holding-time deviation, a custody gap, a conditional receipt, a r
 fail (a blocking failure: the level cannot sign until it is resolved, usually by returning the
 report).
 
-The number of queries does not grow with the number of samples: the facts are read per report
-(all clocks, deviations, revisions, receipts at once) or per batch, instrument or standard.
+The number of queries grows neither with the samples nor with the batches: the facts are read
+once per report (all clocks, deviations, revisions, receipts, QC runs, the batches' signed contents,
+qualifications and standards at once). The instrument gate (`check_usability`, which reads the
+status and the assigned parameters itself) runs per instrument × parameter at the moments that
+decide it: the first and last measurement and the last before each change of its record.
 
 Later domains add items through `add_checklist_source` (the oversight issue registers "open
 anomaly alarms"); nothing is shown for a source that is not registered.
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, union
@@ -28,11 +31,11 @@ from app.analysis.models import (
     CorrectiveAction,
     CorrectiveKind,
     QcEvaluation,
+    Qualification,
 )
 from app.analysis.qc import check_key, check_words
-from app.analysis.qualifications import covering
 from app.analysis.results import check_times
-from app.analysis.submission import signature_view
+from app.analysis.submission import signature_views
 from app.core.i18n import pick
 from app.core.labtime import lab_calendar
 from app.people.models import User
@@ -284,8 +287,12 @@ def _instruments(session: Session, content: ReportContent) -> ChecklistItem:
 
 
 def _materials(session: Session, content: ReportContent) -> ChecklistItem:
-    from app.reference_materials.gate import check_material
-    from app.reference_materials.models import ItemKind, MaterialUse
+    """Each standard at the start of each batch that used it (the time of use otherwise), judged by
+    the gate's rule (`refusal_at`) on facts read once for the report: the items by kind, the lots
+    of the units, every status change of their lots. A use the rule refuses is put to
+    `check_material` for the refusal in the gate's words (one query per refused use)."""
+    from app.reference_materials.gate import _lot_of, check_material, refusal_at, stock_facts
+    from app.reference_materials.models import ItemKind, LotStatusChange, MaterialLot, MaterialUse, StockUnit
     from app.reference_materials.service import MODEL_OF_KIND
 
     batch_ids = list(content.batches)
@@ -296,25 +303,52 @@ def _materials(session: Session, content: ReportContent) -> ChecklistItem:
                MaterialUse.used_at)
         .join(MaterialUse, MaterialUse.id == BatchPosition.material_use_id)
         .where(BatchPosition.batch_id.in_(batch_ids)).order_by(BatchPosition.batch_id, BatchPosition.position)).all()
-    fails: list[Detail] = []
+    uses: list[tuple[AnalysisBatch, str, str, int, datetime]] = []
     seen: set[tuple[str, int, datetime]] = set()
-    items: dict[tuple[str, int], Any] = {}
     for batch_id, label, kind, item_id, used_at in rows:
         batch = content.batches[batch_id]
         moment = batch.started_at or used_at
-        if (kind, item_id, moment) in seen:
-            continue
-        seen.add((kind, item_id, moment))
-        if (kind, item_id) not in items:
-            items[(kind, item_id)] = session.get(MODEL_OF_KIND[ItemKind(kind)], item_id)
-        found = items[(kind, item_id)]
+        if (kind, item_id, moment) not in seen:
+            seen.add((kind, item_id, moment))
+            uses.append((batch, label, kind, item_id, moment))
+    items: dict[tuple[str, int], Any] = {}
+    for kind in sorted({kind for _, _, kind, _, _ in uses}):
+        model = MODEL_OF_KIND[ItemKind(kind)]
+        wanted = sorted({item_id for _, _, k, item_id, _ in uses if k == kind})
+        items.update(((kind, row.id), row) for row in session.scalars(select(model).where(model.id.in_(wanted))))
+    unit_lots = sorted({i.lot_id for i in items.values() if isinstance(i, StockUnit)})
+    # held here, so in the identity map: the sealed expiry of a unit reads its lot with session.get
+    lots = list(session.scalars(select(MaterialLot).where(MaterialLot.id.in_(unit_lots)))) if unit_lots else []
+    lot_ids = sorted({lot for lot in (_lot_of(i) for i in items.values()) if lot is not None})
+    changes: dict[int, list[LotStatusChange]] = {}
+    if lot_ids:
+        for change in session.scalars(select(LotStatusChange).where(LotStatusChange.lot_id.in_(lot_ids))
+                                      .order_by(LotStatusChange.effective_at, LotStatusChange.id)):
+            changes.setdefault(change.lot_id, []).append(change)
+    fails: list[Detail] = []
+    for batch, label, kind, item_id, moment in uses:
+        found = items.get((kind, item_id))
         if found is None:
+            continue
+        lot = _lot_of(found)
+        # the lot's status change in force at the moment: the latest by effective_at, then id
+        change = next((c for c in reversed(changes.get(lot, [])) if c.effective_at <= moment), None)
+        refused, _ = refusal_at(stock_facts(session, found), change, moment)
+        if refused is None:
             continue
         usability = check_material(session, found, moment)
         if usability.refusal is not None:
             fails.append((f"{batch.batch_no} {label}：{usability.refusal.message('zh')}",
                           f"{batch.batch_no} {label}: {usability.refusal.message('en')}"))
+    del lots
     return item("materials", FAIL if fails else OK, fails)
+
+
+def _covers(qualification: Qualification, at: datetime, day: date) -> bool:
+    """The rule of `app.analysis.qualifications.covering`, on a loaded row: the act's lab-local day
+    inside the period, and not revoked at or before the act."""
+    return (qualification.valid_from <= day <= qualification.valid_to
+            and (qualification.revoked_at is None or qualification.revoked_at > at))
 
 
 def _analysts(session: Session, content: ReportContent) -> ChecklistItem:
@@ -324,13 +358,20 @@ def _analysts(session: Session, content: ReportContent) -> ChecklistItem:
     analyst_ids = sorted({b.analyst_id for b in batches})
     people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(analyst_ids)))} if batches else {}
     codes = {line.method_version.method_id: line.method_code for _, line in content.lines() if line.method_version}
+    checked = [(b, method_of_version[b.method_version_id]) for b in batches
+               if b.method_version_id in method_of_version and b.started_at is not None]
+    held: dict[tuple[int, int], list[Qualification]] = {}
+    if checked:  # every analyst's qualifications for every method of the report, in one query
+        for q in session.scalars(select(Qualification).where(
+                Qualification.user_id.in_(sorted({b.analyst_id for b, _ in checked})),
+                Qualification.method_id.in_(sorted({m for _, m in checked})))):
+            held.setdefault((q.user_id, q.method_id), []).append(q)
+    calendar = lab_calendar(session)
     fails: list[Detail] = []
-    for batch in batches:
-        method_id = method_of_version.get(batch.method_version_id)
+    for batch, method_id in checked:
         at = batch.started_at
-        if method_id is None or at is None:
-            continue
-        if covering(session, batch.analyst_id, method_id, at) is None:
+        day = calendar.local_date(at)
+        if not any(_covers(q, at, day) for q in held.get((batch.analyst_id, method_id), [])):
             who = people[batch.analyst_id].printed_name if batch.analyst_id in people else str(batch.analyst_id)
             fails.append((f"{batch.batch_no}：{who} 在 {_local(session, at)} 无 {codes[method_id]} 有效上岗证",
                           f"{batch.batch_no}: {who} held no valid qualification for {codes[method_id]} at "
@@ -340,8 +381,10 @@ def _analysts(session: Session, content: ReportContent) -> ChecklistItem:
 
 def _signatures(session: Session, content: ReportContent) -> ChecklistItem:
     fails: list[Detail] = []
-    for batch in sorted(content.batches.values(), key=lambda b: b.batch_no):
-        view = signature_view(session, batch)
+    batches = sorted(content.batches.values(), key=lambda b: b.batch_no)
+    views = signature_views(session, batches)
+    for batch in batches:
+        view = views[batch.id]
         if view is None:
             fails.append((f"{batch.batch_no}：分析人未签名", f"{batch.batch_no}: not signed by the analyst"))
         elif view.broken:
@@ -407,7 +450,8 @@ def _revisions(session: Session, content: ReportContent) -> ChecklistItem:
 
 def compute_checklist(session: Session, report: Report, content: ReportContent) -> Checklist:
     """The checklist of a report as the records stand now, in a fixed order; registered sources
-    last. The query count depends on batches, instruments and standards, never on samples."""
+    last. The query count depends on the instruments (and their changes) and on refused standards,
+    never on samples or batches."""
     items = [
         _completeness(content), _qc(session, content), _holding(session, content), _instruments(session, content),
         _materials(session, content), _analysts(session, content), _signatures(session, content),

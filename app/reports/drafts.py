@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.analysis.models import AnalysisBatch, LimitSet
-from app.analysis.submission import signature_view
+from app.analysis.submission import signature_views
 from app.core import audit
 from app.core.db import utcnow
 from app.core.labtime import lab_calendar
@@ -304,13 +304,11 @@ def pending_lines(content: ReportContent) -> list[str]:
 
 
 def broken_batches(session: Session, content: ReportContent) -> list[AnalysisBatch]:
-    """Batches of the report's results whose analyst signature no longer holds (or is missing)."""
-    broken = []
-    for batch in sorted(content.batches.values(), key=lambda b: b.batch_no):
-        view = signature_view(session, batch)
-        if view is None or view.broken:
-            broken.append(batch)
-    return broken
+    """Batches of the report's results whose analyst signature no longer holds (or is missing);
+    every batch checked in a fixed number of queries."""
+    batches = sorted(content.batches.values(), key=lambda b: b.batch_no)
+    views = signature_views(session, batches)
+    return [b for b in batches if views[b.id] is None or views[b.id].broken]
 
 
 def submit_report(session: Session, preparer: User, report: Report, password: str) -> Report:
