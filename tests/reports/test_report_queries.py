@@ -205,3 +205,52 @@ def test_the_report_page_runs_the_same_queries_over_one_batch_as_over_four(db, u
             assert 'id="checklist"' in page.text and 'data-check="materials"' in page.text
             counts.append(counted.count)
         assert counts[0] == counts[1], (reader, counts)
+
+
+def test_the_batched_analyst_and_standard_items_decide_as_the_gates_do(db, users, nh3n_method, uv, technical,
+                                                                        store):
+    """The qualifications and the lot status changes read once are judged as `covering` and
+    `check_material` judge them one batch at a time, at the boundaries too (a revocation at the
+    very start of a batch; a lot quarantined from one batch's start and released at the next)."""
+    from app.analysis.models import Qualification
+    from app.analysis.qualifications import covering
+    from app.reference_materials.gate import check_material
+    from app.reference_materials.models import LotStatusChange, StockUnit
+
+    _, four, _ = _reports(db, users, nh3n_method, uv, technical, store)
+    analyst = users["analyst"]
+
+    def judged(code: str) -> tuple[list[str], list[str]]:
+        with db.reading() as session:
+            row = session.get(Report, four.id)
+            content = load_content(session, row)
+            shown = " | ".join(checklist.compute_checklist(session, row, content).by_code()[code].lines("en"))
+            batches = sorted(content.batches.values(), key=lambda b: b.batch_no)
+            if code == "analysts":
+                refused = [b.batch_no for b in batches
+                           if covering(session, analyst.id, nh3n_method.method_id, b.started_at) is None]
+            else:
+                unit = session.scalars(select(StockUnit)).one()
+                refused = [b.batch_no for b in batches if not check_material(session, unit, b.started_at).usable]
+            return [b.batch_no for b in batches if f"{b.batch_no}" in shown], refused
+
+    with db.reading() as session:
+        starts = sorted(load_content(session, session.get(Report, four.id)).batches.values(),
+                        key=lambda b: b.batch_no)
+        starts = [(b.batch_no, b.started_at) for b in starts]
+    assert judged("analysts") == ([], [])
+    with db.transaction() as session:
+        for q in session.scalars(select(Qualification).where(Qualification.user_id == analyst.id)):
+            q.revoked_at, q.revoked_by_id, q.revoke_reason = starts[2][1], technical.id, "examination failed"
+    named, refused = judged("analysts")
+    assert named == refused == [no for no, _ in starts[2:]]
+    assert judged("materials") == ([], [])
+    with db.transaction() as session:
+        lot_id = session.scalars(select(StockUnit.lot_id)).one()
+        session.add_all([
+            LotStatusChange(lot_id=lot_id, status="quarantined", reason="suspected contamination",
+                            effective_at=starts[1][1], recorded_at=utcnow(), recorded_by_id=technical.id),
+            LotStatusChange(lot_id=lot_id, status="active", reason="released after verification",
+                            effective_at=starts[2][1], recorded_at=utcnow(), recorded_by_id=technical.id)])
+    named, refused = judged("materials")
+    assert named == refused == [starts[1][0]]
