@@ -111,7 +111,7 @@ class ResultRow:
     method_code: str
     unit: str
     mdl: str
-    flagged: bool  # outside the CMA scope while the mark is printed (`*` + footnote)
+    flagged: bool  # outside the CMA scope (`*` + footnote)
     values: tuple[PrintedValue | None, ...]  # per sample of the table; None: not requested
 
 
@@ -169,7 +169,7 @@ class ReportDocument:
     lab: Laboratory | None
     certificate_no: str  # of the certificate in force on the issue day ("" without the mark)
     cma_mark: bool
-    flagged: frozenset[tuple[str, str, str]]  # (parameter, method code, matrix) marked `*`
+    flagged: frozenset[tuple[str, str, str]]  # (parameter, method code, matrix) marked `*`: every out-of-scope one
     out_of_scope: frozenset[tuple[str, str, str]]  # outside the scope in force, mark or not
     client_name: str
     client_contact: str
@@ -216,7 +216,9 @@ def build_document(session: Session, report: Report, content: ReportContent, *, 
     cma_mark = decide_cma_mark(language=report.language, items=items, out_of_scope=out_of_scope,
                                with_flagged_items=settings.cma_mark_with_flagged_items,
                                certificate=certificate)
-    flagged = out_of_scope if cma_mark else frozenset()
+    # out-of-scope items are marked as such whether or not the mark is printed (the issue's rule):
+    # a reader sees which results the accreditation does not cover
+    flagged = out_of_scope
 
     evaluations = _evaluate(session, report, content, calendar)
     checks = _conditional_checks(session, content)

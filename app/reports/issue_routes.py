@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -114,8 +114,15 @@ def _after(request: Request, session: Session, report_no: str, user: User, error
 
 @router.get("/reports/{report_no}/issue-panel", include_in_schema=False)
 def issue_panel(request: Request, session: DbSession, report_no: ReportNo,
+                seen: Annotated[str, Query(max_length=16)] = "",
                 user: User = require(Permission.REPORTS_READ)) -> Response:
-    """The approval and issue panel (htmx: the fragment, polled while a job runs)."""
+    """The approval and issue panel (htmx: the fragment, polled while a job runs). A poll that
+    finds the report in another state than the one it `seen` (approved → issued) reloads the
+    whole page: its badge, history and forms belong to the old state."""
+    if seen and is_htmx(request):
+        session.expire_all()
+        if _report(session, report_no).state != seen:
+            return Response(status_code=200, headers={"HX-Refresh": "true"})
     return show_panel(request, session, report_no, user)
 
 

@@ -24,7 +24,7 @@ from app.core.auth import DbSession, require
 from app.core.i18n import N_
 from app.core.permissions import Permission, permissions_of, roles_at
 from app.core.registry import NavItem, Worklist, add_nav, add_worklist
-from app.core.web import Page, attempt, pager_base, see_other
+from app.core.web import Page, attempt, is_htmx, pager_base, see_other
 from app.people.models import User
 from app.reports import drafts, review
 from app.reports.models import Report, ReportSample, ReportState, ReviewAct, ReviewLevel, ReviewOutcome
@@ -59,7 +59,9 @@ def _act(request: Request, session: Session, report_no: str, form_name: str, val
         session.expire_all()
         return report_page(request, session, report_no, error=error, form_name=form_name, values=values,
                            header=header, block="actions")
-    return see_other(request, f"{BASE}/{report.report_no}{anchor}")
+    # htmx follows HX-Redirect by assigning the address: to the same page plus an anchor it would
+    # only scroll, leaving the old state on screen; so htmx gets the page itself (reloaded)
+    return see_other(request, f"{BASE}/{report.report_no}" + ("" if is_htmx(request) else anchor))
 
 
 # ---------------------------------------------------------------- the draft (编制)

@@ -85,7 +85,7 @@ def test_no_cma_mark_when_an_item_is_outside_the_scope(db, reportable, users):
     document = _document(db, report, reportable.signatory)
     assert not document.cma_mark and document.certificate_no == ""
     assert document.out_of_scope == {NH3N}
-    assert not document.flagged  # no mark, nothing claimed, nothing to flag
+    assert document.flagged == {NH3N}  # no mark, and the item says it is outside the scope
 
 
 def test_no_cma_mark_without_a_certificate_in_force_on_the_issue_day(db, reportable, users):

@@ -68,10 +68,27 @@ def test_panel_polls_only_while_a_job_runs(db, client, reportable, users):
     login(client, cast.signatory.username)
     panel = client.get(f"/reports/{report.report_no}/issue-panel", headers=HTMX).text
     assert 'hx-trigger="every 1s"' in panel and 'value="30"' in panel and 'id="render-form"' not in panel
+    assert 'issue-panel?seen=reviewed"' in panel
     with db.transaction() as session:
         session.execute(update(Job).values(state="failed", error="WeasyPrint ran out of memory"))
     panel = client.get(f"/reports/{report.report_no}/issue-panel", headers=HTMX).text
     assert "every 1s" not in panel and "WeasyPrint ran out of memory" in panel and 'id="render-form"' in panel
+
+
+def test_a_poll_that_finds_the_state_moved_on_reloads_the_page(db, client, reportable):
+    """The panel polls with the state it showed; once the signing job has issued the report, the
+    badge, history and forms around the panel are stale: the poll asks htmx to reload the page."""
+    cast = reportable
+    report = render(db, cast.signatory, reviewed_report(db, cast))
+    login(client, cast.signatory.username)
+    url = f"/reports/{report.report_no}/issue-panel"
+    same = client.get(url, params={"seen": "reviewed"}, headers=HTMX)
+    assert same.status_code == 200 and "HX-Refresh" not in same.headers and 'id="approve-form"' in same.text
+    approve(db, cast.signatory, report)  # the job issues it (inline here)
+    moved = client.get(url, params={"seen": "approved"}, headers=HTMX)
+    assert moved.status_code == 200 and moved.headers["HX-Refresh"] == "true"
+    plain = client.get(url, params={"seen": "approved"})  # without JavaScript: the panel page
+    assert plain.status_code == 200 and 'id="issued"' in plain.text
 
 
 def test_failed_signing_shows_the_reason_and_retry(db, client, reportable, settings, tmp_path):
