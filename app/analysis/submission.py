@@ -152,6 +152,24 @@ def missing_results(session: Session, batch: AnalysisBatch) -> list[str]:
     return missing
 
 
+def _judge_and_sign(session: Session, analyst: User, batch: AnalysisBatch, password: str,
+                    moment: datetime) -> tuple[qc.QcOutcome, ElectronicSignature]:
+    """What signing a batch means, at submission and again after a correction: every result
+    present, QC judged again (a new run) with each failure answered, then `analysed` over the
+    batch's content."""
+    missing = missing_results(session, batch)
+    if missing:
+        raise errors.ResultsMissing(missing="; ".join(missing))
+    outcome = qc.run_evaluation(session, analyst, batch, moment)
+    if outcome.unanswered:
+        named = [qc.check_words(e) for e in outcome.unanswered]
+        raise errors.QcFailureUnresolved(failures_zh="；".join(zh for zh, _ in named),
+                                         failures_en="; ".join(en for _, en in named))
+    signature = sign(session, analyst, password, SignatureMeaning.ANALYSED, SIGNED_ENTITY, batch.id,
+                     signed_content(session, batch))
+    return outcome, signature
+
+
 def submit_batch(session: Session, actor: User, batch: AnalysisBatch, password: str,
                  at: datetime | None = None) -> AnalysisBatch:
     """The analyst signs the batch (`analysed`) at `at` after QC is judged again; it goes to review."""
@@ -160,16 +178,7 @@ def submit_batch(session: Session, actor: User, batch: AnalysisBatch, password: 
     qc.assert_evaluable(batch)
     qc.assert_analyst(session, actor, batch)
     moment = at or utcnow()
-    missing = missing_results(session, batch)
-    if missing:
-        raise errors.ResultsMissing(missing="; ".join(missing))
-    outcome = qc.run_evaluation(session, actor, batch, moment)
-    if outcome.unanswered:
-        named = [qc.check_words(e) for e in outcome.unanswered]
-        raise errors.QcFailureUnresolved(failures_zh="；".join(zh for zh, _ in named),
-                                         failures_en="; ".join(en for _, en in named))
-    signature = sign(session, actor, password, SignatureMeaning.ANALYSED, SIGNED_ENTITY, batch.id,
-                     signed_content(session, batch))
+    outcome, signature = _judge_and_sign(session, actor, batch, password, moment)
     state_before = batch.state
     batch.state, batch.submitted_at, batch.signature_id = BatchState.SUBMITTED.value, moment, signature.id
     session.flush()
@@ -284,16 +293,7 @@ def resign_batch(session: Session, analyst: User, batch: AnalysisBatch, password
     if view is not None and view.intact:
         raise BatchSignatureIntact(batch_no=batch.batch_no)
     moment = utcnow()
-    missing = missing_results(session, batch)
-    if missing:
-        raise errors.ResultsMissing(missing="; ".join(missing))
-    outcome = qc.run_evaluation(session, analyst, batch, moment)
-    if outcome.unanswered:
-        named = [qc.check_words(e) for e in outcome.unanswered]
-        raise errors.QcFailureUnresolved(failures_zh="；".join(zh for zh, _ in named),
-                                         failures_en="; ".join(en for _, en in named))
-    signature = sign(session, analyst, password, SignatureMeaning.ANALYSED, SIGNED_ENTITY, batch.id,
-                     signed_content(session, batch))
+    outcome, signature = _judge_and_sign(session, analyst, batch, password, moment)
     previous = batch.signature_id
     batch.state, batch.signature_id = BatchState.SUBMITTED.value, signature.id
     session.flush()
