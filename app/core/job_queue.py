@@ -30,6 +30,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import Database, UTCDateTime, normalise_url, utcnow
 from app.core.errors import DomainError
+from app.core.event_loop import outside_event_loop
 
 log = logging.getLogger("lims.job_queue")
 
@@ -335,7 +336,8 @@ def _deferring_app(settings: Any) -> Any:
 
 
 def defer_to_procrastinate(settings: Any, job_id: int) -> None:
-    _deferring_app(settings).tasks[PROCRASTINATE_TASK].defer(job_id=job_id)
+    task = _deferring_app(settings).tasks[PROCRASTINATE_TASK]
+    outside_event_loop(task.defer, job_id=job_id)  # procrastinate's sync API may drive a loop of its own
 
 
 def close_procrastinate(settings: Any) -> None:

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from app.config import Settings
 from app.core.errors import DomainError, InvalidInput
+from app.core.event_loop import outside_event_loop
 
 SIGNATURE_FIELD = "LabSignature"
 DEMO_DIR = "signing"
@@ -398,7 +399,7 @@ def sign_report_pdf(pdf: bytes, signer: LabSigner, *, report_no: str, signatory_
         if writer.prev.encrypted:
             raise ReportSigningFailed(detail="the PDF is encrypted")
         _agree_on_producer(writer)
-        output = pdf_signer.sign_pdf(writer, appearance_text_params={"text": text})
+        output = outside_event_loop(pdf_signer.sign_pdf, writer, appearance_text_params={"text": text})
     except (PdfError, SigningError, ValueError, KeyError, IndexError) as exc:
         raise ReportSigningFailed(detail=type(exc).__name__ + ": " + str(exc)[:200]) from None
     return output.getvalue()

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.core.errors import NotFound, PayloadTooLarge
+from app.core.event_loop import outside_event_loop
 from app.core.files import EmptyFile, UnsupportedFileType
 from app.reports.models import Report, ReportState
 from app.reports.signing import DEMO_DIR, DEMO_PEM, lab_signer
@@ -199,8 +200,8 @@ def _validate(signatures: list[Any], trusted: list[bytes]) -> SignatureCheck:
     signed_on = embedded.self_reported_timestamp
     context = ValidationContext(trust_roots=roots, allow_fetching=False, moment=signed_on) if signed_on \
         else ValidationContext(trust_roots=roots, allow_fetching=False)
-    status = validate_pdf_signature(
-        embedded, context,
+    status = outside_event_loop(
+        validate_pdf_signature, embedded, context,
         key_usage_settings=KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"}),
     )
     subject = status.signing_cert.subject.human_friendly if status.signing_cert is not None else ""

@@ -16,6 +16,7 @@ from app.core.audit import AuditEvent
 from app.core.canonical import content_hash
 from app.core.db import utcnow
 from app.core.errors import DomainError
+from app.core.event_loop import outside_event_loop
 from app.core.files import file_store
 from app.core.job_queue import Job
 from app.core.signatures import ElectronicSignature, SignatureMeaning, sign
@@ -91,7 +92,7 @@ def validate(signed: bytes, settings):
 
     embedded = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0]
     context = ValidationContext(trust_roots=lab_signer(settings).trust_roots(), allow_fetching=False)
-    return validate_pdf_signature(embedded, context)
+    return outside_event_loop(validate_pdf_signature, embedded, context)
 
 
 def refused(db, code: str, fn, actor, report, *extra) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from app.core import job_queue
 from app.core.errors import DomainError
+from app.core.event_loop import outside_event_loop
 from app.core.job_queue import Job, JobState, enqueue, handler, run_job
 from app.main import create_app
 
@@ -161,7 +162,7 @@ def test_procrastinate_worker_runs_the_job(pg_db, settings):
             async with worker_app.open_async():
                 await worker_app.run_worker_async(queues=[job_queue.PROCRASTINATE_QUEUE], wait=False)
 
-        asyncio.run(work())
+        outside_event_loop(asyncio.run, work())  # not inside a loop a browser test left running
         job = _job(pg_db, job_id)
         assert (job.state, job.attempts) == ("done", 1) and calls == [("echo", job_id)]
     finally:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import BestAvailableEncryption
 from cryptography.x509.oid import NameOID
 
 from app.config import Settings
+from app.core.event_loop import outside_event_loop
 from app.core.pdf import render_pdf
 from app.reports.document import SIGNATURE_BOX
 from app.reports.signing import (
@@ -64,7 +65,7 @@ def validate(signed: bytes, signer):
     assert len(reader.embedded_signatures) == 1
     embedded = reader.embedded_signatures[0]
     context = ValidationContext(trust_roots=signer.trust_roots(), allow_fetching=False)
-    return embedded, validate_pdf_signature(embedded, context)
+    return embedded, outside_event_loop(validate_pdf_signature, embedded, context)
 
 
 def make_pkcs12(path: Path, password: bytes, *, organisation: str = "某市生态环境监测站",
@@ -297,3 +298,19 @@ def test_a_pdfa_report_keeps_its_pdfa_identification_when_signed(demo_signer):
     assert "pyHanko" in producer and producer in xmp_producer.groups()
     _, status = validate(signed, demo_signer)
     assert status.bottom_line
+
+
+def test_signing_works_where_an_event_loop_already_runs(demo_signer):
+    """pyHanko's sync API starts its own loop: called from a coroutine (a worker, or a process
+    where Playwright keeps a loop) it would refuse; the call moves to a thread of its own."""
+    import asyncio
+
+    pdf = minimal_pdf()
+
+    async def inside_a_loop() -> bytes:
+        return sign_report_pdf(pdf, demo_signer, report_no="BG2026-0005", signatory_name="张三", language="zh")
+
+    signed = asyncio.run(inside_a_loop())
+    assert signed.startswith(pdf)
+    _, status = validate(signed, demo_signer)
+    assert status.intact and status.valid
