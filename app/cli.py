@@ -28,11 +28,13 @@ app.add_typer(audit_app, name="audit")
 def _add_domain_commands() -> None:
     """Command groups that live with their domain (issue 9 on)."""
     from app.core.worker_cli import worker
+    from app.oversight.anomaly_cli import anomalies_app
     from app.reports.archive_cli import archive_app
     from app.reports.report_cli import report_app
 
     app.add_typer(report_app, name="report")
     app.add_typer(archive_app, name="archive")
+    app.add_typer(anomalies_app, name="anomalies")
     app.command("worker")(worker)
 
 

@@ -93,6 +93,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.instruments.api import router as instruments_api_router
     from app.instruments.record_routes import router as instrument_records_router
     from app.instruments.routes import router as instruments_router
+    from app.oversight import (
+        alarm_routes,
+        dashboard_routes,
+        explorer_routes,
+        inspection_routes,
+        interference_routes,
+        station_routes,
+    )
     from app.oversight.routes import router as oversight_router
     from app.people.routes import router as people_router
     from app.reference_materials.api import router as materials_api_router
@@ -117,6 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(shell_router)
     app.include_router(people_router)
+    # oversight (issue 10) before the audit viewer, whose /oversight/audit/{seq} takes any segment
+    for module in (explorer_routes, dashboard_routes, interference_routes, alarm_routes, station_routes,
+                   inspection_routes):
+        app.include_router(module.router)
     app.include_router(oversight_router)
     # The record pages first: the registry's /instruments/{asset_no:path} would match their paths.
     app.include_router(instrument_records_router)

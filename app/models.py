@@ -41,7 +41,23 @@ from app.instruments.models import (  # noqa: F401
     MaintenanceRecord,
     ServiceChange,
 )
-from app.oversight.models import AuditReview  # noqa: F401
+from app.oversight.models import (  # noqa: F401
+    AlarmDisposition,
+    AlarmSample,
+    AnomalyAlarm,
+    AnomalyRuleSetting,
+    AnomalyScan,
+    AuditReview,
+    FindingResponse,
+    Inspection,
+    InspectionFinding,
+    InterferenceAttachment,
+    InterferenceRecord,
+    InterferenceSupplement,
+    InterferenceTarget,
+    StationImport,
+    StationReading,
+)
 from app.people.models import ApiToken, Laboratory, RoleGrant, User  # noqa: F401
 from app.reference_materials.models import (  # noqa: F401
     CertifiedValue,

@@ -36,6 +36,7 @@ from app.core import audit
 from app.core.db import utcnow
 from app.core.errors import DomainError
 from app.core.permissions import Permission, ensure
+from app.core.registry import batch_signed
 from app.core.signatures import ElectronicSignature, SignatureMeaning, SignatureView, check, sign
 from app.people.models import User
 from app.samples.models import Sample, SampleParameter, SampleState
@@ -187,6 +188,7 @@ def submit_batch(session: Session, actor: User, batch: AnalysisBatch, password: 
         "batch_no": batch.batch_no, "state": batch.state, "submitted_at": moment, "signature_id": signature.id,
         "content_hash": signature.content_hash, "qc_run": outcome.run, "qc_passed": batch.qc_passed,
         "samples_results_entered": moved})
+    batch_signed(session, actor, batch.id)
     return batch
 
 
@@ -301,4 +303,5 @@ def resign_batch(session: Session, analyst: User, batch: AnalysisBatch, password
                  {"signature_id": previous, "content_hash": view.signature.content_hash if view else None}, {
                      "batch_no": batch.batch_no, "state": batch.state, "signature_id": signature.id,
                      "content_hash": signature.content_hash, "qc_run": outcome.run, "qc_passed": batch.qc_passed})
+    batch_signed(session, analyst, batch.id)
     return batch

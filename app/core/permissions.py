@@ -91,15 +91,43 @@ class Permission(StrEnum):
     REPORTS_AMEND = "reports.amend"
     SCOPES_MANAGE = "reports.scopes"
     SCOPES_APPROVE = "reports.scopes_approve"
+    # oversight (issue 10). The interference log (干预留痕): any lab user files a record and adds
+    # to their own (never edits); the quality manager and inspectors see every record, except
+    # one naming them as the interferer; the quality manager records the follow-up (read,
+    # reported to an authority). Anomaly alarms: read by those who review data, the quality
+    # manager and inspectors; disposed of and their rule thresholds set by the quality manager;
+    # automatic-station data imported by the technical manager. Inspections: the inspector's
+    # own draws and findings (the one thing an inspector writes, never a lab record); the
+    # quality manager answers findings. The quality dashboard: quality manager and inspectors.
+    INTERFERENCE_READ = "oversight.interference_read"
+    INTERFERENCE_OVERSEE = "oversight.interference_oversee"
+    INTERFERENCE_FILE = "oversight.interference_file"
+    INTERFERENCE_FOLLOW_UP = "oversight.interference_follow_up"
+    ALARMS_READ = "oversight.alarms_read"
+    ALARMS_DISPOSE = "oversight.alarms_dispose"
+    ANOMALY_RULES = "oversight.anomaly_rules"
+    STATION_DATA_IMPORT = "oversight.station_import"
+    INSPECTIONS_READ = "oversight.inspections_read"
+    INSPECTIONS_RECORD = "oversight.inspections_record"
+    INSPECTIONS_RESPOND = "oversight.inspections_respond"
+    QUALITY_DASHBOARD = "oversight.quality_dashboard"
 
 
 READ_PERMISSIONS = frozenset(
     {Permission.DASHBOARD_VIEW, Permission.LAB_READ, Permission.USERS_READ, Permission.AUDIT_READ,
      Permission.INSTRUMENTS_READ, Permission.MATERIALS_READ, Permission.SITES_READ, Permission.SAMPLES_READ,
-     Permission.ANALYSIS_READ, Permission.REPORTS_READ}
+     Permission.ANALYSIS_READ, Permission.REPORTS_READ, Permission.INTERFERENCE_READ,
+     Permission.INTERFERENCE_OVERSEE, Permission.ALARMS_READ, Permission.INSPECTIONS_READ,
+     Permission.QUALITY_DASHBOARD}
 )
 PERSONAL_PERMISSIONS = frozenset({Permission.OWN_ACCOUNT})
-EVERY_USER = READ_PERMISSIONS - {Permission.AUDIT_READ, Permission.USERS_READ} | PERSONAL_PERMISSIONS
+# What an inspector writes: their own inspections and findings, never a lab record.
+INSPECTOR_OWN_PERMISSIONS = frozenset({Permission.INSPECTIONS_RECORD})
+OVERSIGHT_READ = frozenset({Permission.INTERFERENCE_OVERSEE, Permission.ALARMS_READ, Permission.INSPECTIONS_READ,
+                            Permission.QUALITY_DASHBOARD})
+EVERY_USER = (READ_PERMISSIONS - {Permission.AUDIT_READ, Permission.USERS_READ} - OVERSIGHT_READ
+              | PERSONAL_PERMISSIONS | {Permission.INTERFERENCE_FILE})
+REVIEWS_DATA = frozenset({Permission.ALARMS_READ})
 
 RUNS_INSTRUMENTS = frozenset({Permission.INSTRUMENTS_RECORD, Permission.INSTRUMENTS_CONFIRM})
 
@@ -111,9 +139,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ANALYST: EVERY_USER | RUNS_INSTRUMENTS | {Permission.MATERIALS_USE, Permission.CUSTODY_RECORD,
                                                     Permission.SAMPLES_PREPARE, Permission.ANALYSIS_RECORD,
                                                     Permission.REPORTS_PREPARE},
-    Role.CHECKER: EVERY_USER | {Permission.REPORTS_CHECK},
-    Role.REVIEWER: EVERY_USER | {Permission.REPORTS_REVIEW},
-    Role.SIGNATORY: EVERY_USER | {Permission.REPORTS_APPROVE},
+    Role.CHECKER: EVERY_USER | REVIEWS_DATA | {Permission.REPORTS_CHECK},
+    Role.REVIEWER: EVERY_USER | REVIEWS_DATA | {Permission.REPORTS_REVIEW},
+    Role.SIGNATORY: EVERY_USER | REVIEWS_DATA | {Permission.REPORTS_APPROVE},
     Role.QUALITY_MANAGER: EVERY_USER
     | {
         Permission.USERS_READ,
@@ -129,15 +157,20 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.QC_RULES,
         Permission.REPORTS_AMEND,
         Permission.SCOPES_APPROVE,
-    },
+    }
+    | OVERSIGHT_READ
+    | {Permission.INTERFERENCE_FOLLOW_UP, Permission.ALARMS_DISPOSE, Permission.ANOMALY_RULES,
+       Permission.INSPECTIONS_RESPOND},
     Role.TECHNICAL_MANAGER: EVERY_USER
     | RUNS_INSTRUMENTS
     | {Permission.USERS_READ, Permission.AUDIT_READ, Permission.INSTRUMENTS_MANAGE, Permission.MATERIALS_MANAGE,
        Permission.MATERIALS_USE, Permission.MATERIALS_WITHDRAW, Permission.SITES_MANAGE,
        Permission.SAMPLES_REGISTER, Permission.METHODS_MANAGE, Permission.QC_RULES,
-       Permission.REPORTS_PREPARE, Permission.SCOPES_MANAGE},
-    Role.INSPECTOR: READ_PERMISSIONS | PERSONAL_PERMISSIONS,
-    Role.ADMIN: EVERY_USER
+       Permission.REPORTS_PREPARE, Permission.SCOPES_MANAGE, Permission.ALARMS_READ,
+       Permission.STATION_DATA_IMPORT},
+    Role.INSPECTOR: READ_PERMISSIONS | PERSONAL_PERMISSIONS | INSPECTOR_OWN_PERMISSIONS,
+    # DOMAIN.md §2: the admin never touches the interference log
+    Role.ADMIN: EVERY_USER - {Permission.INTERFERENCE_FILE, Permission.INTERFERENCE_READ}
     | {
         Permission.USERS_READ,
         Permission.AUDIT_READ,

@@ -148,3 +148,18 @@ def samples_changed(session: Session, actor: Any, sample_ids: list[int]) -> None
         return
     for name in sorted(_samples_changed):
         _samples_changed[name](session, actor, ids)
+
+
+# Listeners told that an analyst signed a batch (submitted, or signed again after a correction):
+# the anomaly rules run over it in the same transaction (issue 10 "run on each submission").
+BatchSigned = Callable[[Session, Any, int], Any]
+_batch_signed: dict[str, BatchSigned] = {}
+
+
+def on_batch_signed(name: str, listener: BatchSigned) -> None:
+    _batch_signed[name] = listener
+
+
+def batch_signed(session: Session, actor: Any, batch_id: int) -> None:
+    for name in sorted(_batch_signed):
+        _batch_signed[name](session, actor, batch_id)

@@ -1,0 +1,1 @@
+"""Anomaly rules: (being written)."""
