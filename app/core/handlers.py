@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core import i18n
-from app.core.errors import DomainError, NotAuthenticated, PayloadTooLarge
+from app.core.errors import DomainError, InspectorReadOnly, NotAuthenticated, PayloadTooLarge
 from app.core.web import is_htmx, render
 
 log = logging.getLogger("lims")
@@ -95,11 +95,30 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
         if is_htmx(request):
             return Response(status_code=204, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
+    if isinstance(exc, InspectorReadOnly):
+        record_inspector_refusal(request, exc)
     headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
     response = error_response(request, exc.http_status, exc.code, exc.message(i18n.current_language()))
     if headers:
         response.headers.update(headers)
     return response
+
+
+def record_inspector_refusal(request: Request, exc: InspectorReadOnly) -> None:
+    """An inspector's attempt to change something is refused and kept in the audit trail (issue
+    10: "refused, audited"): who, which act, where. The request's own transaction has already
+    been rolled back, so this is the only thing written."""
+    from app.core import audit
+
+    user = getattr(request.state, "user", None)
+    try:
+        with request.app.state.db.transaction() as session:
+            actor = session.get(type(user), inspect(user).identity) if user is not None else None
+            audit.append(session, actor, "security.inspector_refused", "app_user", actor.id if actor else None, None,
+                         {"permission": exc.params.get("permission", ""), "method": request.method,
+                          "path": request.url.path})
+    except Exception:  # the refusal is still answered; the failure to record it is logged
+        log.exception("could not record an inspector's refused attempt")
 
 
 def _field_name(loc: tuple) -> str:
