@@ -76,6 +76,9 @@ class AnomalyRule:
     why_en: ClassVar[str] = ""
     thresholds: ClassVar[tuple[Threshold, ...]] = ()
     blocks_issue: ClassVar[bool] = True  # DOMAIN.md §7: an alarm must be disposed of before issue
+    # run in the submitter's transaction when a batch is signed; False for rules that must read a
+    # long history to judge one batch (they run in the scheduled and CLI scans)
+    on_submission: ClassVar[bool] = True
 
     def defaults(self) -> Limits:
         return {t.name: t.default for t in self.thresholds}
