@@ -121,9 +121,8 @@ def test_ugly_files_are_refused_with_a_clear_error(db, users, sites, content, er
 
 
 def test_a_huge_file_is_refused_413_before_it_is_read(db, users, sites):
-    with db.transaction() as session:
-        with pytest.raises(errors.StationFileTooLarge) as refused:
-            import_station_csv(session, users["technical_manager"], "big.csv", b"x" * 2048, max_bytes=1024)
+    with db.transaction() as session, pytest.raises(errors.StationFileTooLarge) as refused:
+        import_station_csv(session, users["technical_manager"], "big.csv", b"x" * 2048, max_bytes=1024)
     assert refused.value.http_status == 413
     assert _counts(db)[0] == 0
 
