@@ -47,7 +47,26 @@ def site_versions_in_force(db: Database, settings: Settings) -> int:
         return sync_site_states(session)
 
 
-JOBS = (checkpoint_if_due, instrument_reminders_if_due, site_versions_in_force)
+def anomaly_scan_if_due(db: Database, settings: Settings) -> object | None:
+    """The daily anomaly scan (issue 10): the rules over what happened since the last scheduled
+    scan started (30 days back the first time), unless one started in the last 24 h."""
+    from sqlalchemy import select
+
+    from app.oversight.anomalies import scan
+    from app.oversight.models import AnomalyScan
+    from app.oversight.rules.base import ScanWindow
+
+    with db.transaction() as session:
+        last = session.scalars(select(AnomalyScan).where(AnomalyScan.trigger == "schedule")
+                               .order_by(AnomalyScan.started_at.desc()).limit(1)).first()
+        now = utcnow()
+        if last is not None and now - last.started_at < timedelta(days=1):
+            return None
+        since = last.started_at if last is not None else now - timedelta(days=30)
+        return scan(session, None, ScanWindow(until=now, since=since), trigger="schedule")
+
+
+JOBS = (checkpoint_if_due, instrument_reminders_if_due, site_versions_in_force, anomaly_scan_if_due)
 
 
 async def run_scheduler(db: Database, settings: Settings) -> None:
