@@ -123,6 +123,14 @@ def _links(path: str, data: dict[str, Any], files: dict[str, str]) -> list[Link]
             href = f"/reports/{_q(report['report_no'])}/report.pdf"
             files[report["pdf_sha256"]] = href
             links.append(Link("PDF", href, True))
+        if report.get("rendered_pdf_sha256"):  # the PDF the signatory read and approved
+            href = f"/reports/{_q(report['report_no'])}/rendered.pdf"
+            files.setdefault(report["rendered_pdf_sha256"], href)
+            links.append(Link(f"{report['report_no']}-for-approval.pdf", href, True))
+        for other in data.get("related_reports", []):
+            links.append(Link(other["report_no"], f"/reports/{_q(other['report_no'])}"))
+            if other.get("pdf_sha256"):
+                files.setdefault(other["pdf_sha256"], f"/reports/{_q(other['report_no'])}/report.pdf")
     elif name == "sample.json":
         sample = data["sample"]
         links.append(Link(sample["sample_no"], f"/samples/{_q(sample['sample_no'])}"))
@@ -235,7 +243,9 @@ def evidence_chain(session: Session, actor: User, report_no: str, *, events_afte
         document = EvidenceDocument(path, record_type, _links(path, data, downloads), _tables(data),
                                     json_bytes(data).decode("utf-8"))
         sections.setdefault(record_type, EvidenceSection(record_type, record_type)).documents.append(document)
-    files = [EvidenceFile(f.path, f.sha256, f.record_type, downloads.get(f.sha256, "")) for f in plan.files]
+    # a report not yet issued has no signed PDF: the planner still names its place, with no hash
+    files = [EvidenceFile(f.path, f.sha256, f.record_type, downloads.get(f.sha256, "")) for f in plan.files
+             if f.sha256]
     signatures = _signatures(session, plan)
     events, total = _events_page(session, plan.entities, max(0, events_after), events_limit)
     next_after = events[events_limit - 1].seq if len(events) > events_limit else None
