@@ -1,0 +1,106 @@
+"""The interference register exported (§6 "归档备查"): XLSX for the authority's spreadsheet and
+PDF for the file. Both hold what the exporting overseer may see, one row per record with its
+state, where and when it was reported, and the SHA-256 of every attachment; both are audited.
+
+Text typed by users reaches the spreadsheet as text: a cell starting with = + - @ (or a tab or
+carriage return) is prefixed with ' so Excel never evaluates it as a formula (CSV/formula
+injection)."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.core import i18n
+from app.core.db import utcnow
+from app.core.labtime import lab_calendar
+from app.core.pdf import print_context, render_document
+from app.oversight import interference
+from app.oversight.interference import RecordDetail, RegisterFilter
+from app.people.models import User
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+COLUMNS = [
+    ("Record no.", "记录编号"), ("Occurred at", "发生时间"), ("Interferer", "干预人"), ("Position", "职务"),
+    ("Organisation", "单位"), ("Channel", "干预方式"), ("Request", "干预要求类别"), ("What was asked", "干预内容"),
+    ("Affected objects", "涉及对象"), ("Lab response", "本室处理"), ("Response detail", "处理说明"),
+    ("Witnesses", "见证人"), ("Restricted", "仅限质量负责人和检查员"), ("Filed by", "记录人"), ("Filed at", "记录时间"),
+    ("State", "状态"), ("Reported to", "报告对象"), ("Reported on", "报告日期"),
+    ("Attachments (SHA-256)", "附件 (SHA-256)"),
+]
+
+
+def safe_cell(value: Any) -> Any:
+    """User text as a literal: never a formula when the sheet is opened."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _row(detail: RecordDetail, tz: Any) -> list[Any]:
+    r = detail.record
+    return [
+        r.record_no,
+        r.occurred_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        r.interferer_name, r.interferer_position, r.interferer_organisation,
+        r.channel, r.request_kind, r.what_was_asked,
+        "; ".join(f"{t.target_type}:{t.label}" for t in detail.targets),
+        r.lab_response, r.response_detail, r.witnesses,
+        "yes" if r.restricted else "no",
+        f"{detail.filer.printed_name} ({detail.filer.username})",
+        r.filed_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        detail.state,
+        "; ".join(s.reported_to for s in detail.reported),
+        "; ".join(s.reported_on.isoformat() for s in detail.reported if s.reported_on),
+        "\n".join(f"{f.filename} {a.sha256}" for a, f, _ in detail.attachments),
+    ]
+
+
+def register_xlsx(session: Session, actor: User, filters: RegisterFilter) -> bytes:
+    """The register as a workbook; the export is audited in the caller's transaction."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
+    details = interference.register_for_export(session, actor, filters)
+    tz = lab_calendar(session).tz
+    chinese = i18n.is_chinese()
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "干预留痕" if chinese else "Interference log"
+    sheet.append([zh if chinese else en for en, zh in COLUMNS])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for detail in details:
+        sheet.append([safe_cell(v) for v in _row(detail, tz)])
+    for row in sheet.iter_rows(min_row=2):
+        for cell in row:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    widths = [14, 17, 14, 12, 18, 10, 14, 40, 24, 10, 30, 14, 8, 18, 17, 12, 20, 12, 60]
+    for index, width in enumerate(widths, start=1):
+        sheet.column_dimensions[sheet.cell(row=1, column=index).column_letter].width = width
+    sheet.freeze_panes = "B2"
+    exported_at = utcnow()
+    sheet.append([])
+    sheet.append([safe_cell(f"{'导出时间' if chinese else 'Exported at'}: "
+                            f"{exported_at.astimezone(tz):%Y-%m-%d %H:%M} ({tz}) · "
+                            f"{'导出人' if chinese else 'Exported by'}: {actor.printed_name} ({actor.username})")])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    interference.record_export(session, actor, filters, "xlsx", len(details))
+    return buffer.getvalue()
+
+
+def register_pdf(session: Session, actor: User, filters: RegisterFilter, *, language: str,
+                 now: datetime | None = None) -> bytes:
+    """The register printed (A4 landscape): a table and a footer with the export time and the
+    exporter; the export is audited in the caller's transaction."""
+    details = interference.register_for_export(session, actor, filters)
+    context = {**print_context(session, now=now), "details": details, "exporter": actor,
+               "filters": filters.params()}
+    data = render_document("oversight/interference_pdf.html", context, language=language)
+    interference.record_export(session, actor, filters, "pdf", len(details))
+    return data
