@@ -276,7 +276,11 @@ REASON_WORDS = {
 
 @register
 class InstrumentOutOfCalibration(AnomalyRule):
-    """A result measured on an instrument that was not usable at the time of measurement."""
+    """A result measured on an instrument that was not usable at the time of measurement: never
+    calibrated, calibration run out, out of service, retired, not yet commissioned, or outside
+    a restricted certificate's parameters. (A parameter not assigned to the instrument is a set-up
+    question the entry gate answers, not a calibration one: not alarmed here.) One finding per
+    batch × instrument × reason; the instrument's records are read once per scan."""
 
     code = "A15"
     title_zh = "测定时仪器不在检定/校准有效期内"
