@@ -1,0 +1,436 @@
+"""The baseline of the `anomaly_scan` bench: the anomaly rules written as plain SQL aggregates,
+one statement per rule (a few for the rules with several kinds of finding), returning per rule the
+set of finding keys, built exactly as the rule modules build `Finding.key` (so the fingerprints
+sha256("code|key") of both sides can be compared).
+
+PostgreSQL first; SQLite where it is cheap (same SQL with a few dialect words: CAST AS REAL for
+numbers, a fixed offset for lab time, julianday for intervals). A rule without SQL here, or
+without SQL for this engine, is not compared (the scenario prints which rules were).
+
+What each statement replays (the rule modules' docstrings are the reference; the current result
+of a position × parameter is the one with no newer revision):
+- A01/A19: the analyst × parameter stream of duplicate pairs (both values rounded half-even to
+  the reporting precision) / method blanks, in signing order, with a ROWS window counting the
+  hits among the last `of_last`; keys group the triggering QC positions per batch × parameter.
+- A02: the spike recoveries of each batch's latest QC run, the same windows for "in the band",
+  plus stddev_samp over the last `sd_window` against all earlier ones.
+- A06/A07: a self-join of the current sample results by pair of parameters / a join with the
+  method's MDL, compared as exact numerics.
+- A08: the previous `HISTORY_LIMIT` values of each site × parameter gathered with array_agg as a
+  window aggregate, median and MAD by percentile_cont over the unnested array (PostgreSQL only).
+- A13: for each current result at a site with station readings, the closest reading within the
+  window (a correlated ORDER BY distance LIMIT 1), relative or absolute criterion.
+- A14: batches whose analyst held no qualification covering the lab-local analysis day; manual
+  results entered by someone else than the batch analyst.
+- A18: custody gaps, field blanks above k × MDL, field duplicates whose RD against the latest
+  current result of the original exceeds the limit (the method's limit table is not replayed:
+  the default limit applies when the method version has none, the only case the bench has).
+The timing and copying families (A03–A05, A09–A12) are added as their modules land.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+Limits = dict[str, Decimal]
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a statement needs besides the limits: the engine, the scan's end, the lab zone."""
+
+    dialect: str  # postgresql or sqlite
+    until: datetime  # aware UTC
+    tz: str = "Asia/Shanghai"
+    offset_hours: int = 8  # SQLite: the lab zone as a fixed offset (no DST in China)
+
+    @property
+    def pg(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def num(self, expr: str) -> str:
+        """A DecimalText column as a number: exact numeric on PostgreSQL, REAL on SQLite."""
+        return f"CAST({expr} AS numeric)" if self.pg else f"CAST({expr} AS REAL)"
+
+    def at(self, moment: datetime) -> Any:
+        """A bind value for a UTC datetime column (naive UTC, SQLite's stored text form)."""
+        naive = moment.astimezone(UTC).replace(tzinfo=None)
+        return naive if self.pg else naive.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def dec(self, value: Decimal) -> Any:
+        """A Decimal bind value (SQLite's driver takes floats)."""
+        return value if self.pg else float(value)
+
+    def local_date(self, expr: str) -> str:
+        if self.pg:
+            return f"CAST(({expr} AT TIME ZONE 'UTC') AT TIME ZONE '{self.tz}' AS date)"
+        return f"date({expr}, '{self.offset_hours:+d} hours')"
+
+    def seconds_between(self, a: str, b: str) -> str:
+        if self.pg:
+            return f"abs(extract(epoch from ({a} - {b})))"
+        return f"abs(julianday({a}) - julianday({b})) * 86400.0"
+
+    def round_half_even(self, x: str, places: str) -> str:
+        """GB/T 8170 (四舍六入五成双) of a numeric at `places` decimals (may be negative)."""
+        if not self.pg:  # REAL: an exact half does not survive the float anyway
+            return f"round({x}, {places})"
+        scaled = f"({x} * power(10::numeric, {places}))"
+        return (f"(CASE WHEN abs({scaled} - trunc({scaled})) = 0.5 "
+                f"THEN (trunc({scaled}) + mod(trunc({scaled}), 2) * sign({x})) / power(10::numeric, {places}) "
+                f"ELSE round({x}, {places}) END)")
+
+    def reported(self, value: str, decimals: str, figures: str) -> str:
+        """The value at its reporting precision: decimals, or significant figures, or as is."""
+        x = self.num(value)
+        log = f"floor(log(abs({x})))" if self.pg else f"floor(log10(abs({x})))"
+        places = f"CAST({figures} - 1 - {log} AS integer)"
+        return (f"(CASE WHEN {decimals} IS NOT NULL THEN {self.round_half_even(x, decimals)} "
+                f"WHEN {figures} IS NOT NULL AND {x} <> 0 THEN {self.round_half_even(x, places)} ELSE {x} END)")
+
+
+def current(alias: str) -> str:
+    """The result of record: no newer revision of the same position × parameter."""
+    return (f"NOT EXISTS (SELECT 1 FROM analysis_result n_{alias} WHERE n_{alias}.position_id = {alias}.position_id "
+            f"AND n_{alias}.parameter = {alias}.parameter AND n_{alias}.revision > {alias}.revision)")
+
+
+SqlRule = Callable[[Connection, Limits, Ctx], set[str]]
+RULES: dict[str, tuple[SqlRule, tuple[str, ...]]] = {}
+
+
+def sql_rule(code: str, engines: tuple[str, ...] = ("postgresql", "sqlite")) -> Callable[[SqlRule], SqlRule]:
+    def register(fn: SqlRule) -> SqlRule:
+        RULES[code] = (fn, engines)
+        return fn
+    return register
+
+
+def available(dialect: str) -> list[str]:
+    """The rule codes with SQL for this engine."""
+    return sorted(code for code, (_, engines) in RULES.items() if dialect in engines)
+
+
+def run(conn: Connection, codes: list[str], limits: dict[str, Limits], ctx: Ctx,
+        progress: Callable[[str, int], None] | None = None) -> tuple[dict[str, set[str]], dict[str, float]]:
+    """Every named rule's keys, and the seconds each statement took."""
+    keys: dict[str, set[str]] = {}
+    seconds: dict[str, float] = {}
+    for code in codes:
+        fn, _ = RULES[code]
+        started = time.perf_counter()
+        keys[code] = fn(conn, limits[code], ctx)
+        seconds[code] = time.perf_counter() - started
+        if progress:
+            progress(code, len(keys[code]))
+    return keys, seconds
+
+
+def _int(limits: Limits, name: str) -> int:
+    return int(limits[name])
+
+
+# ---------------------------------------------------------------- QC too good (A01, A02, A19)
+
+
+def _latest_evaluations(ctx: Ctx, kind: str, *, without_results: bool) -> str:
+    """The checks of each signed batch's latest QC run (as the rule's _evaluations)."""
+    no_result = ("AND (e.position_id IS NULL OR NOT EXISTS (SELECT 1 FROM analysis_result x "
+                 "WHERE x.position_id = e.position_id AND x.parameter = e.parameter))") if without_results else ""
+    return f"""
+        SELECT b.analyst_id, e.parameter, b.submitted_at AS at, e.batch_id, COALESCE(e.position_id, 0) AS position_id,
+               e.id AS evaluation_id, e.value AS qc_value
+        FROM qc_evaluation e
+        JOIN (SELECT batch_id, max(run) AS run FROM qc_evaluation GROUP BY batch_id) last
+          ON last.batch_id = e.batch_id AND last.run = e.run
+        JOIN analysis_batch b ON b.id = e.batch_id
+        WHERE e.kind = '{kind}' AND e.value IS NOT NULL AND b.submitted_at IS NOT NULL AND b.submitted_at <= :until
+        {no_result}"""
+
+
+def _ref(position_id: int, evaluation_id: int | None) -> str:
+    return f"p{position_id}" if evaluation_id is None or position_id else f"e{evaluation_id}"
+
+
+def _grouped_keys(rows: Any) -> set[str]:
+    """One key per batch × parameter: the parameter and its triggering QC refs, sorted."""
+    refs: dict[tuple[int, str], set[str]] = {}
+    for parameter, batch_id, position_id, evaluation_id in rows:
+        refs.setdefault((batch_id, parameter), set()).add(_ref(position_id, evaluation_id))
+    return {f"{parameter}|{','.join(sorted(found))}" for (_, parameter), found in refs.items()}
+
+
+def _trailing(points: str, of_last: int) -> str:
+    return f"""
+        WITH points AS ({points}),
+        counted AS (
+            SELECT parameter, batch_id, position_id, evaluation_id, hit,
+                   SUM(CASE WHEN hit THEN 1 ELSE 0 END) OVER (
+                       PARTITION BY analyst_id, parameter ORDER BY at, batch_id, position_id, evaluation_id
+                       ROWS BETWEEN {of_last - 1} PRECEDING AND CURRENT ROW) AS hits
+            FROM points)
+        SELECT parameter, batch_id, position_id, evaluation_id FROM counted WHERE hit AND hits >= :count"""
+
+
+@sql_rule("A01")
+def duplicates_exactly_equal(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    def below(alias: str) -> str:
+        return f"({alias}.below_mdl OR (mp.mdl IS NOT NULL AND {ctx.num(f'{alias}.value')} < {ctx.num('mp.mdl')}))"
+
+    pairs = f"""
+        SELECT * FROM (
+            SELECT b.analyst_id, own.parameter, b.submitted_at AS at, own.batch_id, dup.id AS position_id,
+                   CAST(NULL AS integer) AS evaluation_id,
+                   CASE WHEN {below('f')} AND {below('own')} THEN NULL
+                        ELSE {ctx.reported('f.value', 'mp.decimals', 'mp.significant_figures')}
+                           = {ctx.reported('own.value', 'mp.decimals', 'mp.significant_figures')} END AS hit
+            FROM analysis_result own
+            JOIN batch_position dup ON dup.id = own.position_id AND dup.role = 'duplicate'
+            JOIN analysis_result f ON f.position_id = dup.of_position_id AND f.parameter = own.parameter
+            JOIN analysis_batch b ON b.id = own.batch_id
+            LEFT JOIN method_parameter mp ON mp.method_version_id = own.method_version_id
+                                         AND mp.parameter = own.parameter
+            WHERE {current('own')} AND {current('f')} AND b.submitted_at IS NOT NULL AND b.submitted_at <= :until
+            UNION ALL
+            SELECT ev.analyst_id, ev.parameter, ev.at, ev.batch_id, ev.position_id, ev.evaluation_id,
+                   {ctx.num('ev.qc_value')} = 0
+            FROM ({_latest_evaluations(ctx, 'duplicate', without_results=True)}) ev
+        ) judged WHERE hit IS NOT NULL"""
+    rows = conn.execute(text(_trailing(pairs, _int(limits, "of_last"))),
+                        {"until": ctx.at(ctx.until), "count": _int(limits, "count")})
+    return _grouped_keys(rows)
+
+
+@sql_rule("A19")
+def blanks_always_zero(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    blanks = f"""
+        SELECT b.analyst_id, r.parameter, b.submitted_at AS at, r.batch_id, r.position_id,
+               CAST(NULL AS integer) AS evaluation_id, {ctx.num('r.value')} = 0 AS hit
+        FROM analysis_result r
+        JOIN batch_position bp ON bp.id = r.position_id AND bp.role = 'method_blank'
+        JOIN analysis_batch b ON b.id = r.batch_id
+        WHERE {current('r')} AND b.submitted_at IS NOT NULL AND b.submitted_at <= :until
+        UNION ALL
+        SELECT ev.analyst_id, ev.parameter, ev.at, ev.batch_id, ev.position_id, ev.evaluation_id,
+               {ctx.num('ev.qc_value')} = 0
+        FROM ({_latest_evaluations(ctx, 'blank', without_results=True)}) ev"""
+    rows = conn.execute(text(_trailing(blanks, _int(limits, "of_last"))),
+                        {"until": ctx.at(ctx.until), "count": _int(limits, "count")})
+    return _grouped_keys(rows)
+
+
+@sql_rule("A02")
+def recoveries_at_hundred(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    of_last, window = _int(limits, "of_last"), _int(limits, "sd_window")
+    v = ctx.num("ev.qc_value")
+    order = "PARTITION BY analyst_id, parameter ORDER BY at, batch_id, position_id, evaluation_id"
+    if ctx.pg:
+        recent_sd = f"stddev_samp(v) OVER (w ROWS BETWEEN {window - 1} PRECEDING AND CURRENT ROW)"
+        long_sd = f"stddev_samp(v) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND {window} PRECEDING)"
+    else:  # no stddev_samp: from the sums (REAL)
+        def sd(frame: str) -> str:
+            n, s, q = (f"count(v) OVER (w {frame})", f"sum(v) OVER (w {frame})", f"sum(v * v) OVER (w {frame})")
+            return f"(CASE WHEN {n} > 1 THEN sqrt(max(({q} - {s} * {s} / {n}) / ({n} - 1), 0)) END)"
+        recent_sd = sd(f"ROWS BETWEEN {window - 1} PRECEDING AND CURRENT ROW")
+        long_sd = sd(f"ROWS BETWEEN UNBOUNDED PRECEDING AND {window} PRECEDING")
+    sql = f"""
+        WITH points AS (
+            SELECT ev.analyst_id, ev.parameter, ev.at, ev.batch_id, ev.position_id, ev.evaluation_id, {v} AS v,
+                   abs({v} - 100) <= :band AS hit
+            FROM ({_latest_evaluations(ctx, 'spike', without_results=False)}) ev),
+        counted AS (
+            SELECT parameter, batch_id, position_id, evaluation_id, hit,
+                   SUM(CASE WHEN hit THEN 1 ELSE 0 END) OVER (w ROWS BETWEEN {of_last - 1} PRECEDING AND CURRENT ROW)
+                       AS in_band,
+                   row_number() OVER (w) AS n,
+                   count(v) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND {window} PRECEDING) AS long_n,
+                   {recent_sd} AS recent_sd, {long_sd} AS long_sd
+            FROM points WINDOW w AS ({order}))
+        SELECT parameter, batch_id, position_id, evaluation_id FROM counted
+        WHERE (hit AND in_band >= :count)
+           OR (n >= {window} AND long_n >= {window} AND long_sd > 0 AND recent_sd < :ratio * long_sd)"""
+    rows = conn.execute(text(sql), {"until": ctx.at(ctx.until), "count": _int(limits, "count"),
+                                    "band": ctx.dec(limits["band"]), "ratio": ctx.dec(limits["sd_ratio"])})
+    return _grouped_keys(rows)
+
+
+# ---------------------------------------------------------------- chemistry (A06, A07)
+
+
+def _pairs_values() -> str:
+    from app.oversight.rules.chemistry import PART_WHOLE_PAIRS  # the rule's configuration data
+
+    return ", ".join(f"('{part}', '{whole}')" for part, whole in PART_WHOLE_PAIRS)
+
+
+@sql_rule("A06")
+def impossible_relation(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    factor = 1 + limits["tolerance_pct"] / 100
+    sql = f"""
+        WITH pairs(part, whole) AS (VALUES {_pairs_values()})
+        SELECT p.id, w.id
+        FROM analysis_result p
+        JOIN pairs ON pairs.part = p.parameter
+        JOIN analysis_result w ON w.sample_id = p.sample_id AND w.parameter = pairs.whole
+        JOIN batch_position pp ON pp.id = p.position_id AND pp.role = 'sample'
+        JOIN batch_position wp ON wp.id = w.position_id AND wp.role = 'sample'
+        LEFT JOIN method_parameter mp ON mp.method_version_id = p.method_version_id AND mp.parameter = p.parameter
+        WHERE p.sample_id IS NOT NULL AND p.below_mdl = false AND p.entered_at <= :until AND w.entered_at <= :until
+          AND p.unit = w.unit AND {current('p')} AND {current('w')}
+          AND {ctx.num('p.value')} > {ctx.num('w.value')} * :factor
+                                    + COALESCE(CASE WHEN mp.unit = w.unit THEN {ctx.num('mp.mdl')} END, 0)"""
+    return {f"{min(a, b)},{max(a, b)}" for a, b in conn.execute(text(sql), {"until": ctx.at(ctx.until),
+                                                                         "factor": ctx.dec(factor)})}
+
+
+@sql_rule("A07")
+def below_mdl_without_qualifier(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    sql = f"""
+        SELECT r.id FROM analysis_result r
+        JOIN method_parameter mp ON mp.method_version_id = r.method_version_id AND mp.parameter = r.parameter
+        JOIN batch_position bp ON bp.id = r.position_id AND bp.role = 'sample'
+        WHERE r.sample_id IS NOT NULL AND r.below_mdl = false AND r.qualifier = '' AND r.entered_at <= :until
+          AND r.unit = mp.unit AND {ctx.num('r.value')} < {ctx.num('mp.mdl')} AND {current('r')}"""
+    return {str(rid) for (rid,) in conn.execute(text(sql), {"until": ctx.at(ctx.until)})}
+
+
+# ---------------------------------------------------------------- site history (A08)
+
+
+@sql_rule("A08", engines=("postgresql",))
+def site_history_outlier(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    from app.oversight.rules.history import HISTORY_LIMIT
+
+    min_history = _int(limits, "min_history")
+    history = max(HISTORY_LIMIT, min_history)
+    sql = f"""
+        WITH results AS (
+            SELECT r.id, s.site_id, r.parameter, s.collected_at, {ctx.num('r.value')} AS x,
+                   array_agg({ctx.num('r.value')}) OVER (
+                       PARTITION BY s.site_id, r.parameter ORDER BY s.collected_at, r.id
+                       ROWS BETWEEN {history} PRECEDING AND 1 PRECEDING) AS prior
+            FROM analysis_result r
+            JOIN sample s ON s.id = r.sample_id
+            JOIN batch_position bp ON bp.id = r.position_id AND bp.role = 'sample'
+            WHERE s.site_id IS NOT NULL AND s.collected_at IS NOT NULL
+              AND s.kind NOT IN ('field_blank', 'transport_blank') AND r.below_mdl = false
+              AND r.entered_at <= :until AND {current('r')}),
+        judged AS (
+            SELECT id, x, prior, (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY h) FROM unnest(prior) h) AS med
+            FROM results WHERE cardinality(prior) >= {min_history}),
+        scaled AS (
+            SELECT id, x, med,
+                   (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(h - med)) FROM unnest(prior) h) AS mad
+            FROM judged)
+        SELECT id FROM scaled WHERE mad > 0 AND abs(0.6745 * (x - med) / mad) > :z"""
+    return {str(rid) for (rid,) in conn.execute(text(sql), {"until": ctx.at(ctx.until), "z": float(limits["z"])})}
+
+
+# ---------------------------------------------------------------- station (A13)
+
+
+@sql_rule("A13")
+def station_versus_manual(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    span = int(limits["window_minutes"]) * 60
+    distance = ctx.seconds_between("sr.measured_at", "m.collected_at")
+    span_range = (f"AND sr.measured_at BETWEEN m.collected_at - interval '{span} seconds' "
+                  f"AND m.collected_at + interval '{span} seconds'") if ctx.pg else ""
+    m, a, mdl = ctx.num("r.value"), ctx.num("sr.value"), ctx.num("r.mdl")
+    sql = f"""
+        WITH pairs AS (SELECT DISTINCT site_id, parameter FROM station_reading),
+        manual AS (
+            SELECT r.id, r.sample_id, r.parameter, r.value, r.unit, mp.mdl, s.site_id, s.collected_at
+            FROM analysis_result r
+            JOIN sample s ON s.id = r.sample_id
+            JOIN pairs ON pairs.site_id = s.site_id AND pairs.parameter = r.parameter
+            JOIN analysis_batch b ON b.id = r.batch_id
+            JOIN method_parameter mp ON mp.method_version_id = r.method_version_id AND mp.parameter = r.parameter
+            WHERE s.collected_at IS NOT NULL AND s.kind NOT IN ('field_blank', 'transport_blank')
+              AND {current('r')}),
+        near AS (
+            SELECT m.*, sr.id AS reading_id,
+                   row_number() OVER (PARTITION BY m.id ORDER BY {distance}, sr.measured_at, sr.id) AS rank
+            FROM manual m
+            JOIN station_reading sr ON sr.site_id = m.site_id AND sr.parameter = m.parameter {span_range}
+            WHERE {distance} <= {span}),
+        matched AS (SELECT * FROM near WHERE rank = 1)
+        SELECT DISTINCT r.sample_id, r.parameter, r.reading_id
+        FROM matched r JOIN station_reading sr ON sr.id = r.reading_id
+        WHERE lower(trim(sr.unit)) = lower(trim(r.unit))
+          AND CASE WHEN {m} > :mdl_factor * {mdl} AND {m} > 0 THEN abs({a} - {m}) / {m} * 100 > :rel_pct
+                   ELSE abs({a} - {m}) > :abs_multiple * {mdl} END"""
+    rows = conn.execute(text(sql), {"mdl_factor": ctx.dec(limits["mdl_factor"]), "rel_pct": ctx.dec(limits["rel_pct"]),
+                                    "abs_multiple": ctx.dec(limits["abs_mdl_multiple"])})
+    return {f"{sid}:{parameter}:{reading}" for sid, parameter, reading in rows}
+
+
+# ---------------------------------------------------------------- gates (A14)
+
+
+@sql_rule("A14")
+def entered_by_unqualified(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    started = "COALESCE(b.started_at, b.created_at)"
+    day = ctx.local_date(started)
+    sql = f"""
+        SELECT 'unqualified:' || b.id FROM analysis_batch b
+        JOIN method_version mv ON mv.id = b.method_version_id
+        WHERE b.id IN (SELECT DISTINCT batch_id FROM analysis_result WHERE entered_at <= :until)
+          AND NOT EXISTS (SELECT 1 FROM qualification q
+                          WHERE q.user_id = b.analyst_id AND q.method_id = mv.method_id
+                            AND q.valid_from <= {day} AND {day} <= q.valid_to
+                            AND (q.revoked_at IS NULL OR q.revoked_at > {started}))
+        UNION
+        SELECT 'enterer:' || r.batch_id || ':' || r.entered_by_id FROM analysis_result r
+        JOIN analysis_batch b ON b.id = r.batch_id
+        WHERE r.entered_at <= :until AND r.source = 'manual' AND r.entered_by_id <> b.analyst_id"""
+    return {key for (key,) in conn.execute(text(sql), {"until": ctx.at(ctx.until)})}
+
+
+# ---------------------------------------------------------------- custody and field QC (A18)
+
+
+@sql_rule("A18")
+def custody_and_field_qc(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    v, mdl = ctx.num("r.value"), ctx.num("o.mdl")
+    first, own = ctx.num("o.value_of_original"), ctx.num("o.value")
+    sql = f"""
+        SELECT 'custody_gap:' || s.id FROM sample s
+        LEFT JOIN (SELECT c.sample_id, min(e.recorded_at) AS at FROM custody_event_container c
+                   JOIN custody_event e ON e.id = c.event_id WHERE c.gap = true GROUP BY c.sample_id) g
+          ON g.sample_id = s.id
+        WHERE s.custody_gap = true AND COALESCE(g.at, s.received_at, s.registered_at) <= :until
+        UNION
+        SELECT 'field_blank:' || r.sample_id FROM analysis_result r
+        JOIN sample s ON s.id = r.sample_id
+        JOIN analysis_batch b ON b.id = r.batch_id
+        JOIN method_version mv ON mv.id = r.method_version_id
+        JOIN method_parameter mp ON mp.method_version_id = r.method_version_id AND mp.parameter = r.parameter
+        WHERE s.kind = 'field_blank' AND {current('r')} AND r.entered_at <= :until
+          AND {v} > {ctx.num('mp.mdl')} * :multiple
+        UNION
+        SELECT 'field_duplicate:' || o.sample_id FROM (
+            SELECT r.sample_id, r.value, mp.mdl, mv.duplicate_rd_limits,
+                   (SELECT x.value FROM analysis_result x
+                    WHERE x.sample_id = s.duplicate_of_id AND x.parameter = r.parameter AND {current('x')}
+                    ORDER BY x.entered_at DESC, x.id DESC LIMIT 1) AS value_of_original
+            FROM analysis_result r
+            JOIN sample s ON s.id = r.sample_id
+            JOIN analysis_batch b ON b.id = r.batch_id
+            JOIN method_version mv ON mv.id = r.method_version_id
+            LEFT JOIN method_parameter mp ON mp.method_version_id = r.method_version_id AND mp.parameter = r.parameter
+            WHERE s.kind = 'field_duplicate' AND s.duplicate_of_id IS NOT NULL AND {current('r')}
+              AND r.entered_at <= :until) o
+        WHERE o.value_of_original IS NOT NULL AND o.duplicate_rd_limits = '[]'
+          AND NOT (o.mdl IS NOT NULL AND {first} < {mdl} AND {own} < {mdl})
+          AND {first} + {own} > 0 AND abs({first} - {own}) / ({first} + {own}) * 100 > :rd_pct"""
+    return {key for (key,) in conn.execute(text(sql), {"until": ctx.at(ctx.until),
+                                                       "multiple": ctx.dec(limits["blank_mdl_multiple"]),
+                                                       "rd_pct": ctx.dec(limits["duplicate_rd_pct"])})}
