@@ -434,3 +434,184 @@ def custody_and_field_qc(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]
     return {key for (key,) in conn.execute(text(sql), {"until": ctx.at(ctx.until),
                                                        "multiple": ctx.dec(limits["blank_mdl_multiple"]),
                                                        "rd_pct": ctx.dec(limits["duplicate_rd_pct"])})}
+
+
+# ---------------------------------------------------------------- copying (A03, A05)
+
+
+def _sample_results(ctx: Ctx, alias: str = "r") -> tuple[str, str]:
+    """Current results of sample positions: (the join, the condition)."""
+    return (f"JOIN batch_position bp_{alias} ON bp_{alias}.id = {alias}.position_id AND bp_{alias}.role = 'sample'",
+            f"{current(alias)} AND {alias}.sample_id IS NOT NULL")
+
+
+def _below(ctx: Ctx, alias: str = "r") -> str:
+    """Below the MDL: flagged, or a value under the method's MDL."""
+    return f"({alias}.below_mdl OR (mp.mdl IS NOT NULL AND {ctx.num(f'{alias}.value')} < {ctx.num('mp.mdl')}))"
+
+
+@sql_rule("A03")
+def identical_results(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    join, where = _sample_results(ctx)
+    sql = f"""
+        SELECT r.batch_id, r.parameter, min(r.value) FROM analysis_result r {join}
+        LEFT JOIN method_parameter mp ON mp.method_version_id = r.method_version_id AND mp.parameter = r.parameter
+        WHERE {where} AND r.entered_at <= :until AND NOT {_below(ctx)}
+        GROUP BY r.batch_id, r.parameter, {ctx.num('r.value')}
+        HAVING count(DISTINCT r.sample_id) >= :samples"""
+    return {f"{batch_id}|{parameter}|{format(Decimal(value).normalize(), 'f')}"
+            for batch_id, parameter, value in conn.execute(text(sql), {"until": ctx.at(ctx.until),
+                                                                        "samples": _int(limits, "samples")})}
+
+
+def _local(ctx: Ctx, expr: str) -> str:
+    return f"(({expr} AT TIME ZONE 'UTC') AT TIME ZONE '{ctx.tz}')" if ctx.pg else expr
+
+
+def _last_digit(ctx: Ctx) -> str:
+    """The last digit of the value as reported (decimals, significant figures, or as stored)."""
+    x = ctx.num("r.value")
+    places = (f"CAST(mp.significant_figures - 1 - floor(log(abs({x}))) AS integer)" if ctx.pg
+              else f"CAST(mp.significant_figures - 1 - floor(log10(abs({x}))) AS integer)")
+    scaled_d = (f"abs({ctx.round_half_even(x, 'mp.decimals')} * power(10::numeric, mp.decimals))" if ctx.pg
+                else f"abs(round({x} * power(10, mp.decimals)))")
+    scaled_f = (f"abs({ctx.round_half_even(x, places)} * power(10::numeric, {places}))" if ctx.pg
+                else f"abs(round({x} * power(10, {places})))")
+    return (f"(CASE WHEN mp.decimals IS NOT NULL THEN CAST(round({scaled_d}) AS bigint) % 10 "
+            f"WHEN mp.significant_figures IS NOT NULL AND {x} <> 0 THEN CAST(round({scaled_f}) AS bigint) % 10 "
+            f"ELSE CAST(substr(r.value, length(r.value), 1) AS integer) END)")
+
+
+@sql_rule("A05")
+def digit_preference(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    join, where = _sample_results(ctx)
+    if ctx.pg:
+        local = _local(ctx, "r.entered_at")
+        year = f"CAST(extract(year FROM {local}) AS integer)"
+        quarter = f"CAST(extract(quarter FROM {local}) AS integer)"
+    else:
+        shift = f"'{ctx.offset_hours:+d} hours'"
+        year = f"CAST(strftime('%Y', r.entered_at, {shift}) AS integer)"
+        quarter = f"((CAST(strftime('%m', r.entered_at, {shift}) AS integer) + 2) / 3)"
+    sql = f"""
+        WITH digits AS (
+            SELECT b.analyst_id, r.parameter, {year} AS y, {quarter} AS q, {_last_digit(ctx)} AS digit
+            FROM analysis_result r {join}
+            JOIN analysis_batch b ON b.id = r.batch_id
+            LEFT JOIN method_parameter mp ON mp.method_version_id = r.method_version_id AND mp.parameter = r.parameter
+            WHERE {where} AND r.entered_at <= :until AND NOT {_below(ctx)}),
+        counted AS (SELECT analyst_id, parameter, y, q, digit, count(*) AS o FROM digits
+                    GROUP BY analyst_id, parameter, y, q, digit)
+        SELECT analyst_id, parameter, y, q FROM counted GROUP BY analyst_id, parameter, y, q
+        HAVING sum(o) >= :min_n AND 10.0 * sum(o * o) / sum(o) - sum(o) > :chi2"""
+    rows = conn.execute(text(sql), {"until": ctx.at(ctx.until), "min_n": _int(limits, "min_n"),
+                                    "chi2": ctx.dec(limits["chi2"])})
+    return {f"{analyst}|{parameter}|{y}Q{q}" for analyst, parameter, y, q in rows}
+
+
+# ---------------------------------------------------------------- timing (A09–A12)
+
+
+def _hours_between(ctx: Ctx, later: str, earlier: str) -> str:
+    if ctx.pg:
+        return f"(extract(epoch FROM ({later} - {earlier})) / 3600.0)"
+    return f"((julianday({later}) - julianday({earlier})) * 24.0)"
+
+
+@sql_rule("A09")
+def time_travel(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    join, where = _sample_results(ctx)
+    sql = f"""
+        SELECT DISTINCT 'analysis:' || r.batch_id || ':' || r.sample_id FROM analysis_result r {join}
+        JOIN analysis_batch b ON b.id = r.batch_id JOIN sample s ON s.id = r.sample_id
+        WHERE {where} AND r.entered_at <= :until
+          AND (r.measured_at < s.collected_at OR r.measured_at < s.received_at
+               OR b.started_at < s.collected_at OR b.started_at < s.received_at)
+        UNION
+        SELECT 'receipt:' || s.id FROM sample s WHERE s.received_at < s.collected_at AND s.received_at <= :until
+        UNION
+        SELECT 'submitted:' || b.id FROM analysis_batch b WHERE b.submitted_at < b.started_at
+          AND b.submitted_at <= :until
+        UNION
+        SELECT DISTINCT 'signature:' || r.batch_id || ':' || '0' FROM analysis_result r
+        JOIN analysis_batch b ON b.id = r.batch_id
+        WHERE r.entered_at <= :until AND {current('r')} AND b.signature_id IS NULL AND b.submitted_at IS NOT NULL
+          AND r.entered_at > b.submitted_at AND (r.revision = 1 OR r.reason = '')"""
+    keys = {key for (key,) in conn.execute(text(sql), {"until": ctx.at(ctx.until)})}
+    # batches signed with an e-signature: a result entered after it (whether the signature still
+    # holds is the signature service's question, not SQL's: listed here, judged by the rule)
+    signed = f"""
+        SELECT DISTINCT r.batch_id, b.signature_id FROM analysis_result r JOIN analysis_batch b ON b.id = r.batch_id
+        JOIN e_signature sig ON sig.id = b.signature_id
+        WHERE r.entered_at <= :until AND {current('r')} AND r.entered_at > sig.signed_at"""
+    keys |= {f"signature:{batch_id}:{sig}" for batch_id, sig in conn.execute(text(signed),
+                                                                              {"until": ctx.at(ctx.until)})}
+    return keys
+
+
+@sql_rule("A10")
+def holding_time_exceeded(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    join, where = _sample_results(ctx)
+    analysed, collected = "COALESCE(b.started_at, r.measured_at)", "COALESCE(s.collected_at, c.started_at)"
+    sql = f"""
+        SELECT DISTINCT r.sample_id, r.parameter, r.batch_id FROM analysis_result r {join}
+        JOIN analysis_batch b ON b.id = r.batch_id JOIN sample s ON s.id = r.sample_id
+        JOIN holding_clock c ON c.sample_id = r.sample_id AND c.parameter = r.parameter
+        WHERE {where} AND r.entered_at <= :until AND c.allowed_hours IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM holding_deviation d WHERE d.sample_id = r.sample_id
+                          AND d.parameter = r.parameter)
+          AND {_hours_between(ctx, analysed, collected)} > c.allowed_hours"""
+    return {f"{sid}:{parameter}:{bid}" for sid, parameter, bid in conn.execute(text(sql),
+                                                                               {"until": ctx.at(ctx.until)})}
+
+
+@sql_rule("A11")
+def changed_after_review(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    from app.reports.models import ReviewLevel, ReviewOutcome
+
+    sql = """
+        WITH checked AS (
+            SELECT rs.sample_id, min(a.acted_at) AS checked_at FROM report_sample rs
+            JOIN review_act a ON a.report_id = rs.report_id
+            WHERE a.level = :level AND a.outcome = :outcome GROUP BY rs.sample_id)
+        SELECT r.id FROM analysis_result r JOIN checked c ON c.sample_id = r.sample_id
+        WHERE r.revision > 1 AND r.entered_at > c.checked_at AND r.entered_at <= :until"""
+    return {str(rid) for (rid,) in conn.execute(text(sql), {
+        "until": ctx.at(ctx.until), "level": ReviewLevel.CHECK.value, "outcome": ReviewOutcome.SIGNED.value})}
+
+
+@sql_rule("A12")
+def bulk_or_backdated(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    count, minutes = _int(limits, "bulk_count"), _int(limits, "bulk_minutes")
+    day_start, day_end = _int(limits, "day_start"), _int(limits, "day_end")
+    if ctx.pg:
+        local = _local(ctx, "entered_at")
+        hour, dow = f"extract(hour FROM {local})", f"extract(dow FROM {local})"
+        order, frame = "entered_at", f"RANGE BETWEEN interval '{minutes * 60} seconds' PRECEDING AND CURRENT ROW"
+    else:
+        shift = f"'{ctx.offset_hours:+d} hours'"
+        hour = f"CAST(strftime('%H', entered_at, {shift}) AS integer)"
+        dow = f"CAST(strftime('%w', entered_at, {shift}) AS integer)"
+        order, frame = "julianday(entered_at) * 86400.0", f"RANGE BETWEEN {minutes * 60} PRECEDING AND CURRENT ROW"
+    bulk = f"""
+        WITH off AS (
+            SELECT entered_by_id AS u, entered_at, id,
+                   row_number() OVER (PARTITION BY entered_by_id ORDER BY entered_at, id) AS seq
+            FROM analysis_result
+            WHERE entered_at <= :until AND ({dow} IN (0, 6) OR {hour} < {day_start} OR {hour} >= {day_end})),
+        reach AS (
+            SELECT u, id, seq, min(seq) OVER (PARTITION BY u ORDER BY {order} {frame}) AS first_seq FROM off),
+        triggers AS (
+            SELECT u, seq, first_seq, lag(seq) OVER (PARTITION BY u ORDER BY seq) AS previous
+            FROM reach WHERE seq - first_seq + 1 >= {count})
+        SELECT t.u, o.id FROM triggers t JOIN off o ON o.u = t.u AND o.seq = t.first_seq
+        WHERE t.previous IS NULL OR t.first_seq > t.previous"""
+    keys = {f"bulk:{user}:{rid}" for user, rid in conn.execute(text(bulk), {"until": ctx.at(ctx.until)})}
+    lag_hours = limits["backdate_hours"]
+    backdated = f"""
+        SELECT DISTINCT batch_id, entered_by_id FROM analysis_result
+        WHERE revision = 1 AND entered_at <= :until
+          AND {_hours_between(ctx, 'entered_at', 'measured_at')} > :hours"""
+    keys |= {f"backdate:{bid}:{user}" for bid, user in conn.execute(text(backdated), {
+        "until": ctx.at(ctx.until), "hours": ctx.dec(lag_hours)})}
+    return keys
