@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 Limits = dict[str, Decimal]
@@ -614,4 +614,83 @@ def bulk_or_backdated(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
           AND {_hours_between(ctx, 'entered_at', 'measured_at')} > :hours"""
     keys |= {f"backdate:{bid}:{user}" for bid, user in conn.execute(text(backdated), {
         "until": ctx.at(ctx.until), "hours": ctx.dec(lag_hours)})}
+    return keys
+
+
+# ---------------------------------------------------------------- copied series (A04)
+
+
+@sql_rule("A04", engines=("postgresql",))
+def copied_series(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]:
+    """Windows of k consecutive values (and of their k − 1 differences) as numeric arrays; each
+    window matched with its first occurrence in an earlier series of the parameter; aligned
+    matches grouped into runs (gaps and islands); shifted runs inside an equal run dropped. The
+    arrays compare exactly, so a match needs no second check on the earlier values."""
+    k = _int(limits, "run")
+    join, where = _sample_results(ctx)
+    v = ctx.num("r.value")
+    sql = f"""
+        WITH series AS (
+            SELECT r.parameter, r.batch_id, bp_r.id AS position_id,
+                   dense_rank() OVER (PARTITION BY r.parameter ORDER BY b.submitted_at, r.batch_id) AS ord,
+                   row_number() OVER (PARTITION BY r.parameter, r.batch_id ORDER BY bp_r.position) - 1 AS idx,
+                   CASE WHEN {_below(ctx)} THEN NULL ELSE {v} END AS x
+            FROM analysis_result r {join}
+            JOIN analysis_batch b ON b.id = r.batch_id
+            LEFT JOIN method_parameter mp ON mp.method_version_id = r.method_version_id AND mp.parameter = r.parameter
+            WHERE {where} AND b.submitted_at IS NOT NULL AND b.submitted_at <= :until),
+        stepped AS (
+            SELECT *, x - lag(x) OVER (PARTITION BY parameter, batch_id ORDER BY idx) AS dx FROM series),
+        windows AS (
+            SELECT parameter, batch_id, ord, idx - {k - 1} AS start,
+                   count(x) OVER w AS n, min(x) OVER w AS lo, max(x) OVER w AS hi,
+                   array_agg(x) OVER w AS vals,
+                   array_agg(dx) OVER (PARTITION BY parameter, batch_id ORDER BY idx
+                                       ROWS BETWEEN {k - 2} PRECEDING AND CURRENT ROW) AS diffs
+            FROM stepped
+            WINDOW w AS (PARTITION BY parameter, batch_id ORDER BY idx ROWS BETWEEN {k - 1} PRECEDING AND CURRENT ROW)),
+        good AS (SELECT * FROM windows WHERE start >= 0 AND n = {k} AND lo <> hi),
+        first_equal AS (
+            SELECT DISTINCT ON (parameter, vals) parameter, vals, ord, batch_id, start FROM good
+            ORDER BY parameter, vals, ord, start),
+        first_shift AS (
+            SELECT DISTINCT ON (parameter, diffs) parameter, diffs, ord, batch_id, start FROM good
+            ORDER BY parameter, diffs, ord, start),
+        matches AS (
+            SELECT 'equal' AS kind, g.parameter, g.batch_id, g.start, f.batch_id AS e_batch, f.start AS e_start
+            FROM good g JOIN first_equal f ON f.parameter = g.parameter AND f.vals = g.vals AND f.ord < g.ord
+            UNION ALL
+            SELECT 'shift', g.parameter, g.batch_id, g.start, f.batch_id, f.start
+            FROM good g JOIN first_shift f ON f.parameter = g.parameter AND f.diffs = g.diffs AND f.ord < g.ord),
+        flagged AS (
+            SELECT *, CASE WHEN lag(start) OVER p = start - 1 AND lag(e_batch) OVER p = e_batch
+                                AND lag(e_start) OVER p = e_start - 1 THEN 0 ELSE 1 END AS new_run
+            FROM matches WINDOW p AS (PARTITION BY kind, parameter, batch_id ORDER BY start)),
+        numbered AS (
+            SELECT *, sum(new_run) OVER (PARTITION BY kind, parameter, batch_id ORDER BY start) AS run_no FROM flagged),
+        runs AS (
+            SELECT kind, parameter, batch_id, min(start) AS start, min(e_batch) AS e_batch, min(e_start) AS e_start,
+                   count(*) + {k - 1} AS length
+            FROM numbered GROUP BY kind, parameter, batch_id, run_no)
+        SELECT s.parameter, s.batch_id, s.start, s.e_batch, s.e_start, s.length FROM runs s
+        WHERE s.kind = 'equal' OR EXISTS (
+            SELECT 1 FROM generate_series(s.start, s.start + s.length - 1) i
+            WHERE NOT EXISTS (SELECT 1 FROM runs q WHERE q.kind = 'equal' AND q.parameter = s.parameter
+                              AND q.batch_id = s.batch_id AND i BETWEEN q.start AND q.start + q.length - 1))"""
+    runs = conn.execute(text(sql), {"until": ctx.at(ctx.until)}).all()
+    if not runs:
+        return set()
+    positions = f"""
+        SELECT r.batch_id, r.parameter, bp_r.id FROM analysis_result r {join}
+        WHERE {where} AND r.batch_id IN :batches ORDER BY r.batch_id, r.parameter, bp_r.position"""
+    series: dict[tuple[int, str], list[int]] = {}
+    batches = sorted({run[1] for run in runs} | {run[3] for run in runs})
+    for batch_id, parameter, position_id in conn.execute(
+            text(positions).bindparams(bindparam("batches", expanding=True)), {"batches": batches}):
+        series.setdefault((batch_id, parameter), []).append(position_id)
+    keys = set()
+    for parameter, batch_id, start, e_batch, e_start, length in runs:
+        mine = series[(batch_id, parameter)][start:start + length]
+        theirs = series[(e_batch, parameter)][e_start:e_start + length]
+        keys.add(f"{parameter}|{','.join(map(str, mine))}|{','.join(map(str, theirs))}")
     return keys
