@@ -50,10 +50,10 @@ SECTIONS: tuple[tuple[str, Any], ...] = (
     ("materials", N_("Reference materials and certificates")),
 )
 # columns a summary table shows, in this order, when the rows have them (the full record is below)
-SUMMARY_COLUMNS = ("sample_no", "batch_no", "code", "barcode", "asset_no", "certificate_no", "lot_no", "position",
-                   "role", "label", "kind", "parameter", "revision", "value", "unit", "reason", "state", "meaning",
-                   "passed", "outcome", "act_at", "occurred_at", "measured_at", "effective_from", "due_at",
-                   "entered_at", "used_at", "sha256")
+SUMMARY_COLUMNS = ("report_no", "sample_no", "batch_no", "code", "barcode", "asset_no", "certificate_no", "lot_no",
+                   "position", "role", "label", "kind", "parameter", "revision", "value", "unit", "reason", "state",
+                   "meaning", "passed", "outcome", "act_at", "occurred_at", "measured_at", "effective_from", "due_at",
+                   "entered_at", "used_at", "issued_at", "sha256")
 MAX_SUMMARY_COLUMNS = 9
 
 

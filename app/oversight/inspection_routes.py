@@ -43,9 +43,9 @@ STATE_PATTERN = f"^({'|'.join(s.value for s in InspectionState)})?$"
 
 TARGET_NAMES = {InspectionTarget.SAMPLES.value: N_("Samples"), InspectionTarget.BATCHES.value: N_("Analysis batches"),
                 InspectionTarget.REPORTS.value: N_("Reports")}
-SEVERITY_NAMES = {FindingSeverity.OBSERVATION.value: N_("Observation"), FindingSeverity.MINOR.value: N_("Minor"),
+SEVERITY_NAMES = {FindingSeverity.OBSERVATION.value: N_("Observation only"), FindingSeverity.MINOR.value: N_("Minor"),
                   FindingSeverity.MAJOR.value: N_("Major")}
-STATE_NAMES = {InspectionState.OPEN.value: N_("Open"), InspectionState.CLOSED.value: N_("Closed")}
+STATE_NAMES = {InspectionState.OPEN.value: N_("Under way"), InspectionState.CLOSED.value: N_("Closed")}
 SCOPE_NAMES = {"matrix": N_("Matrix"), "site": N_("Site"), "method": N_("Method"), "state": N_("Record state")}
 
 

@@ -35,6 +35,7 @@ from app.core import audit
 from app.core.canonical import canonical_json
 from app.core.codes import next_code
 from app.core.db import utcnow
+from app.core.errors import InvalidInput
 from app.core.labtime import lab_calendar
 from app.core.permissions import Permission, ensure
 from app.core.web import Page
@@ -69,6 +70,7 @@ from app.sites.models import Site
 CODE_PREFIX = "JC"  # 检查
 MAX_DRAW = 200
 MAX_TEXT = 4000
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)  # dates a period may name (no overflow at the end)
 SEED_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SCOPE_KEYS = ("matrix", "site", "method", "state")
 TARGETS = tuple(t.value for t in InspectionTarget)
@@ -201,6 +203,8 @@ def _check_draw(title: str, target: str, period_from: date, period_to: date, siz
         raise DrawTargetUnknown(target=target)
     if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_DRAW:
         raise DrawSizeOutOfRange(size=size, maximum=MAX_DRAW)
+    if not (EARLIEST <= period_from <= LATEST and EARLIEST <= period_to <= LATEST):
+        raise InvalidInput(detail=f"{period_from.isoformat()} – {period_to.isoformat()}: 1900-01-01 … 2999-12-31")
     if period_from > period_to:
         raise DrawPeriodReversed(period_from=period_from.isoformat(), period_to=period_to.isoformat())
     if seed is not None and not SEED_RE.match(seed):

@@ -268,7 +268,8 @@ def test_the_api_draws_lists_and_shows_with_the_verify_result(db, client, users,
     assert client.get("/api/v1/inspections/JC26-99999").status_code == 404
     for bad in ({**body, "size": 0}, {**body, "size": 500}, {**body, "scope": {"site": "XX99"}},
                 {**body, "period_from": period[1].isoformat(), "period_to": period[0].isoformat()},
-                {**body, "target": "people"}, {**body, "seed": "has spaces"}, {**body, "period_from": "soon"}):
+                {**body, "target": "people"}, {**body, "seed": "has spaces"}, {**body, "period_from": "soon"},
+                {**body, "period_to": "9999-12-31"}, {**body, "scope": {"site": ["WS01"]}}, {**body, "size": "many"}):
         refused = client.post("/api/v1/inspections", json=bad, headers={"X-CSRF-Token": token})
         assert refused.status_code == 422, (bad, refused.text)
     assert count(db, Inspection) == 1
