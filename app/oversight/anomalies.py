@@ -318,19 +318,17 @@ def request_scan(session: Session, actor: Any, days: int = PAGE_SCAN_DAYS) -> Jo
 
 @handler(SCAN_JOB)
 def run_scan_job(db: Database, settings: Any, job_id: int) -> None:
+    """The scan in one transaction. Progress is reported before it starts only: on SQLite the
+    scan holds the write lock, and a progress update in a transaction of its own would wait on it."""
     from app.people.models import User
 
+    report_progress(db, job_id, 10, "scanning")
     with db.transaction() as session:
         job = session.get(Job, job_id)
         days = int(job.data.get("days", PAGE_SCAN_DAYS))
         actor = session.get(User, job.created_by_id) if job.created_by_id else None
         now = utcnow()
-
-        def progress(code: str, found: int) -> None:
-            report_progress(db, job_id, 50, f"{code}: {found}")
-
-        scan(session, actor, ScanWindow(until=now, since=now - timedelta(days=days)), trigger="page",
-             progress=progress)
+        scan(session, actor, ScanWindow(until=now, since=now - timedelta(days=days)), trigger="page")
 
 
 # ---------------------------------------------------------------- dispositions

@@ -126,7 +126,8 @@ def test_settings_start_at_the_code_defaults_and_a_new_version_wins(db, users, f
     set_events = events(db, "oversight.rule_settings_set")
     assert len(set_events) == 2
     after = json.loads(set_events[1].after)
-    assert after == {"version": 2, "enabled": False, "thresholds": {"n": "5", "ratio": "0.25"}, "reason": "暂停，待复核"}
+    assert after == {"version": 2, "enabled": False, "thresholds": {"n": "5", "ratio": "0.25"},
+                     "reason": "暂停，待复核"}
     assert json.loads(set_events[1].before)["version"] == 1
 
 
