@@ -124,3 +124,12 @@ def test_the_evidence_takes_the_same_queries_for_two_samples_as_for_six(db, clie
         pages.append(counter.count)
     assert services[0] == services[1], services
     assert pages[0] == pages[1], pages
+
+
+def test_a_report_over_no_samples_still_opens(db, client, users):
+    """The evidence of an odd report (issued over no samples, no PDF) opens rather than failing."""
+    report = make_report(db, users["analyst"], [], state="issued", report_no="BG2026-EMPTY")
+    login(client, "inspector")
+    page = client.get(f"/oversight/evidence/{report.report_no}")
+    assert page.status_code == 200, page.text
+    assert 'data-document="report/report.json"' in page.text

@@ -305,3 +305,42 @@ def test_the_inspection_page_and_list_take_a_fixed_number_of_queries(db, client,
     with count_queries() as four:
         client.get("/oversight/inspections")
     assert one.count == four.count
+
+
+def test_batches_are_drawn_by_submission_and_reports_by_issue(db, users, lab, period):
+    """Batches by their submission date within a method, site or state; reports by their issue
+    date within the samples they cover; records outside the period are not in the population."""
+    from app.reports.models import Report
+    from tests.reports.conftest import make_report
+
+    nh3n, cod = lab.method("HJ 535-2009", ("NH3-N", "0.025")), lab.method("HJ 828-2017", ("COD", "4"))
+    site = lab.site("WS07")
+    s1, s2 = lab.samples(2, site=site, collected_at=lab.t(-72))
+    in_period = [lab.batch(nh3n, submitted_at=lab.t(-20)) for _ in range(3)]
+    lab.result(in_period[0], s1, "NH3-N", "0.51")
+    lab.batch(nh3n, started_at=lab.t(-24 * 40), submitted_at=lab.t(-24 * 40))  # before the period
+    other = lab.batch(cod, submitted_at=lab.t(-20), parameters=("COD",))
+    lab.batch(nh3n, submitted_at=lab.t(-20), state="open")
+    inspector = users["inspector"]
+    by_method = draw(db, inspector, period, target="batches", scope={"method": "HJ 535-2009", "state": "submitted"},
+                     size=10)
+    assert sorted(json.loads(by_method.picked)) == sorted(b.id for b in in_period)
+    at_site = draw(db, inspector, period, target="batches", scope={"site": "WS07"}, size=10)
+    assert json.loads(at_site.picked) == [in_period[0].id]
+    assert other.id in json.loads(draw(db, inspector, period, target="batches", size=10).picked)
+
+    covered = make_report(db, users["analyst"], [s1], state="issued")
+    elsewhere = make_report(db, users["analyst"], [], state="issued")
+    old = make_report(db, users["analyst"], [s2], state="issued")
+    with db.transaction() as session:
+        for report, when in ((covered, lab.t(-5)), (elsewhere, lab.t(-5)), (old, lab.t(-24 * 60))):
+            session.get(Report, report.id).issued_at = when
+    reports = draw(db, inspector, period, target="reports", size=10)
+    assert sorted(json.loads(reports.picked)) == sorted([covered.id, elsewhere.id])
+    by_site = draw(db, inspector, period, target="reports", scope={"site": "WS07", "method": "HJ 535-2009"},
+                   size=10)
+    assert json.loads(by_site.picked) == [covered.id]
+    with db.reading() as session:
+        view = inspections.inspection_view(session, users["quality_manager"], session.get(Inspection, by_site.id))
+        assert [(p.label, p.evidence_href) for p in view.picks] == [
+            (covered.report_no, f"/oversight/evidence/{covered.report_no}")]
