@@ -25,7 +25,21 @@ of a position × parameter is the one with no newer revision):
 - A18: custody gaps, field blanks above k × MDL, field duplicates whose RD against the latest
   current result of the original exceeds the limit (the method's limit table is not replayed:
   the default limit applies when the method version has none, the only case the bench has).
-The timing and copying families (A03–A05, A09–A12) are added as their modules land.
+- A03: GROUP BY batch × parameter × numeric value HAVING ≥ n samples (below-MDL excluded).
+- A04: windows of k values and of their differences as numeric arrays (array_agg over ROWS),
+  first occurrences by DISTINCT ON, aligned matches grouped into runs (PostgreSQL only).
+- A05: last digit of the reported value per analyst × parameter × lab quarter, χ² from counts.
+- A09: results analysed before collection or receipt, receipts before collection, batches signed
+  before they started, results entered after the batch's submission (batches without an
+  e-signature; for signed batches every late entry is listed: whether the signature still holds
+  is the signature service's question, which the bench data never asks).
+- A10: analysis start − collection > the clock's allowed hours, no deviation for the parameter.
+- A11: revisions entered after the first signed check of a report covering the sample.
+- A12: off-hours entries (lab time) per user, min(seq) over a RANGE frame of bulk_minutes gives
+  each entry's burst reach, a new burst where the reach passes the previous trigger; back-dated
+  first entries per batch × enterer.
+Not written: A15 (instrument status replayed from its records), A16 (standards' expiry), A17
+(hashing files is not SQL): the scan runs them, the bench does not compare them.
 """
 
 from __future__ import annotations

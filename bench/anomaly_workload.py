@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -635,24 +635,3 @@ def generate(db: Database, n_results: int, seed: int = 20261127) -> Workload:
     work.samples, work.batches = ids.sample, ids.batch
     _after(db)
     return work
-
-
-def planted_samples(work: Workload, code: str) -> set[int]:
-    """The sample ids the planted anomalies of rule `code` touch."""
-    found: set[int] = set()
-    for item in work.planted.get(code, ()):
-        if "sample_id" in item:
-            found.add(item["sample_id"])
-        found.update(item.get("sample_ids", ()))
-    return found
-
-
-def chunks(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    block: list[Any] = []
-    for item in items:
-        block.append(item)
-        if len(block) == size:
-            yield block
-            block = []
-    if block:
-        yield block
