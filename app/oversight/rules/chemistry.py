@@ -159,7 +159,9 @@ class ImpossibleRelation(AnomalyRule):
                    whole.batch_id, whole.entered_by_id, mdl.mdl, mdl.unit)
             .join(whole, whole.sample_id == part.sample_id)
             .outerjoin(mdl, and_(mdl.method_version_id == part.method_version_id, mdl.parameter == part.parameter))
-            .where(pair_match, part.sample_id.is_not(None), part.below_mdl.is_(False), in_window,
+            .where(part.parameter.in_(sorted({p for p, _ in self.pairs})),
+                   whole.parameter.in_(sorted({w for _, w in self.pairs})), pair_match,
+                   part.sample_id.is_not(None), part.below_mdl.is_(False), in_window,
                    or_(part.unit != whole.unit, as_number(part.value) > as_number(whole.value) * factor),
                    current_of(part), current_of(whole), sample_position(part), sample_position(whole))
             .order_by(part.sample_id, part.id, whole.id)

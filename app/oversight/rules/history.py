@@ -17,11 +17,11 @@ import bisect
 import math
 from collections import deque
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import DateTime, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.analysis.models import AnalysisResult
@@ -31,7 +31,6 @@ from app.oversight.rules.chemistry import (
     current_result,
     entered_in,
     in_unit,
-    inside,
     local_text,
     sample_position,
     samples_named,
@@ -60,6 +59,10 @@ def robust_z(x: Decimal, history: list[Decimal]) -> tuple[Decimal, Decimal, Deci
     if mad == 0:
         return center, mad, None
     return center, mad, CONSTANT * (x - center) / mad
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 class _History:
@@ -114,8 +117,10 @@ class SiteHistoryOutlier(AnomalyRule):
         z_limit = limits.get("z", D("3.5"))
         history_limit = max(HISTORY_LIMIT, min_history)
         base = (
-            select(AnalysisResult.id, Sample.site_id, AnalysisResult.parameter, Sample.collected_at,
-                   AnalysisResult.value, AnalysisResult.unit, AnalysisResult.entered_at, AnalysisResult.batch_id,
+            # the times as naive UTC (plain DateTime): a million rows skip the aware conversion
+            select(AnalysisResult.id, Sample.site_id, AnalysisResult.parameter,
+                   type_coerce(Sample.collected_at, DateTime()), AnalysisResult.value, AnalysisResult.unit,
+                   type_coerce(AnalysisResult.entered_at, DateTime()), AnalysisResult.batch_id,
                    AnalysisResult.entered_by_id, AnalysisResult.sample_id)
             .join(Sample, Sample.id == AnalysisResult.sample_id)
             .where(Sample.site_id.is_not(None), Sample.collected_at.is_not(None), Sample.kind.not_in(FIELD_BLANKS),
@@ -155,7 +160,10 @@ class SiteHistoryOutlier(AnomalyRule):
                 history.add(value)
             pending.clear()
 
-        for row in session.execute(stmt):
+        until = _naive(window.until)
+        since = _naive(window.since) if window.since is not None else None
+        batch_ids = set(window.batch_ids) if window.batch_ids is not None else None
+        for row in session.connection().execute(stmt):
             rid, site_id, parameter, collected_at, value, row_unit, entered_at, batch_id, user_id, sample_id = row
             if (site_id, parameter) != group:
                 settle()
@@ -174,7 +182,8 @@ class SiteHistoryOutlier(AnomalyRule):
                 settle()
                 pending_at = collected_at
             pending.append((rid, x))
-            if len(history) < min_history or not inside(window, entered_at, batch_id):
+            if len(history) < min_history or entered_at > until or (since is not None and entered_at < since) \
+                    or (batch_ids is not None and batch_id not in batch_ids):
                 continue
             if not history.may_be_outlier(float(x), z_float):
                 continue
@@ -184,7 +193,8 @@ class SiteHistoryOutlier(AnomalyRule):
                 continue
             hits.append({"result_id": rid, "site_id": site_id, "parameter": parameter, "sample_id": sample_id,
                          "value": x, "unit": unit, "median": center, "mad": mad, "z": z, "n": len(prior),
-                         "collected_at": collected_at, "entered_at": entered_at, "batch_id": batch_id,
+                         "collected_at": collected_at.replace(tzinfo=UTC),
+                         "entered_at": entered_at.replace(tzinfo=UTC), "batch_id": batch_id,
                          "user_id": user_id})
         settle()
         yield from self._findings(session, hits, min_history, z_limit)
