@@ -16,11 +16,29 @@ from sqlalchemy.orm import Session
 
 from app.core import i18n
 from app.core.db import utcnow
+from app.core.i18n import N_
 from app.core.labtime import lab_calendar
 from app.core.pdf import print_context, render_document
 from app.oversight import interference
 from app.oversight.interference import RecordDetail, RegisterFilter
 from app.people.models import User
+
+# What each stored value is called on pages and in exports.
+CHANNEL_NAMES = {
+    "instruction": N_("Written instruction (批示)"), "letter": N_("Letter (函文)"),
+    "oral": N_("Oral opinion (口头意见)"),
+    "hint": N_("Hint (暗示)"), "phone": N_("Phone call"), "message": N_("Message (SMS, WeChat)"), "other": N_("Other"),
+}
+REQUEST_NAMES = {
+    "alter_data": N_("Alter data"), "move_site": N_("Move a site"), "stop_site": N_("Stop a site"),
+    "skip_sampling": N_("Skip sampling"), "delay_sampling": N_("Delay sampling"),
+    "withhold_report": N_("Withhold a report"), "alter_report": N_("Alter a report"),
+    "set_targets": N_("Set environmental-quality targets"), "other": N_("Other"),
+}
+RESPONSE_NAMES = {"refused": N_("Refused"), "complied": N_("Complied"), "escalated": N_("Escalated")}
+STATE_NAMES = {"filed": N_("Filed"), "acknowledged": N_("Acknowledged"), "reported": N_("Reported to an authority")}
+STATE_BADGES = {"filed": "warn", "acknowledged": "muted", "reported": "good"}
+KIND_NAMES = {"supplement": N_("Supplement"), "acknowledged": N_("Acknowledged"), "reported": N_("Reported")}
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -47,13 +65,14 @@ def _row(detail: RecordDetail, tz: Any) -> list[Any]:
         r.record_no,
         r.occurred_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
         r.interferer_name, r.interferer_position, r.interferer_organisation,
-        r.channel, r.request_kind, r.what_was_asked,
+        str(CHANNEL_NAMES.get(r.channel, r.channel)), str(REQUEST_NAMES.get(r.request_kind, r.request_kind)),
+        r.what_was_asked,
         "; ".join(f"{t.target_type}:{t.label}" for t in detail.targets),
-        r.lab_response, r.response_detail, r.witnesses,
-        "yes" if r.restricted else "no",
+        str(RESPONSE_NAMES.get(r.lab_response, r.lab_response)), r.response_detail, r.witnesses,
+        ("是" if r.restricted else "否") if i18n.is_chinese() else ("yes" if r.restricted else "no"),
         f"{detail.filer.printed_name} ({detail.filer.username})",
         r.filed_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-        detail.state,
+        str(STATE_NAMES.get(detail.state, detail.state)),
         "; ".join(s.reported_to for s in detail.reported),
         "; ".join(s.reported_on.isoformat() for s in detail.reported if s.reported_on),
         "\n".join(f"{f.filename} {a.sha256}" for a, f, _ in detail.attachments),
@@ -100,6 +119,8 @@ def register_pdf(session: Session, actor: User, filters: RegisterFilter, *, lang
     exporter; the export is audited in the caller's transaction."""
     details = interference.register_for_export(session, actor, filters)
     context = {**print_context(session, now=now), "details": details, "exporter": actor,
+               "channel_names": CHANNEL_NAMES, "request_names": REQUEST_NAMES, "response_names": RESPONSE_NAMES,
+               "state_names": STATE_NAMES,
                "filters": filters.params()}
     data = render_document("oversight/interference_pdf.html", context, language=language)
     interference.record_export(session, actor, filters, "pdf", len(details))

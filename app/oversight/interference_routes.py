@@ -35,6 +35,14 @@ from app.oversight import interference as service
 from app.oversight import interference_errors as errors
 from app.oversight import interference_export as export
 from app.oversight.interference import InterferenceInput, RegisterFilter
+from app.oversight.interference_export import (
+    CHANNEL_NAMES,
+    KIND_NAMES,
+    REQUEST_NAMES,
+    RESPONSE_NAMES,
+    STATE_BADGES,
+    STATE_NAMES,
+)
 from app.people.models import User
 
 router = APIRouter()
@@ -44,23 +52,6 @@ API = "/api/v1/interference"
 RecordNo = Annotated[str, Path(max_length=20, pattern=r"^[A-Za-z0-9-]{1,20}$")]
 PageNo = Annotated[int, Query(ge=1, le=100_000)]
 MAX_FIELD = 10_000
-
-CHANNEL_NAMES = {
-    "instruction": N_("Written instruction (批示)"), "letter": N_("Letter (函文)"),
-    "oral": N_("Oral opinion (口头意见)"),
-    "hint": N_("Hint (暗示)"), "phone": N_("Phone call"), "message": N_("Message (SMS, WeChat)"), "other": N_("Other"),
-}
-REQUEST_NAMES = {
-    "alter_data": N_("Alter data"), "move_site": N_("Move a site"), "stop_site": N_("Stop a site"),
-    "skip_sampling": N_("Skip sampling"), "delay_sampling": N_("Delay sampling"),
-    "withhold_report": N_("Withhold a report"), "alter_report": N_("Alter a report"),
-    "set_targets": N_("Set environmental-quality targets"), "other": N_("Other"),
-}
-RESPONSE_NAMES = {"refused": N_("Refused"), "complied": N_("Complied"), "escalated": N_("Escalated")}
-STATE_NAMES = {"filed": N_("Filed"), "acknowledged": N_("Acknowledged"), "reported": N_("Reported to an authority")}
-STATE_BADGES = {"filed": "warn", "acknowledged": "muted", "reported": "good"}
-KIND_NAMES = {"supplement": N_("Supplement"), "acknowledged": N_("Acknowledged"), "reported": N_("Reported")}
-
 
 def names() -> dict[str, Any]:
     return {"channel_names": CHANNEL_NAMES, "request_names": REQUEST_NAMES, "response_names": RESPONSE_NAMES,
@@ -149,9 +140,10 @@ def _api_time(session: Session, text: str) -> datetime | None:
 class Payload:
     """The fields and files of a post, from JSON or a (multipart) form."""
 
-    def __init__(self, fields: dict[str, Any], files: list[Upload]) -> None:
+    def __init__(self, fields: dict[str, Any], files: list[Upload], *, form: bool = False) -> None:
         self.fields = fields
         self.files = files
+        self.form = form  # a checkbox arrives as text ("1", "on", "true")
 
     def text(self, name: str) -> str:
         value = self.fields.get(name, "")
@@ -186,7 +178,7 @@ async def read_payload(request: Request) -> Payload:
                     fields[key] = value
         files = [Upload(f.file, f.filename or "attachment") for f in form.getlist("attachments")
                  if isinstance(f, UploadFile) and (f.filename or "").strip()]
-        return Payload(fields, files)
+        return Payload(fields, files, form=True)
     if not content_type and not await request.body():
         return Payload({}, [])
     raise InvalidInput(detail="JSON or a form expected")
@@ -197,7 +189,7 @@ PayloadDep = Annotated[Payload, Depends(read_payload)]
 
 def filing_of(payload: Payload) -> FilingIn:
     fields = dict(payload.fields)
-    if isinstance(fields.get("restricted"), str):
+    if payload.form and isinstance(fields.get("restricted"), str):
         fields["restricted"] = fields["restricted"].strip().lower() in ("1", "true", "on", "yes")
     try:
         return FilingIn.model_validate(fields)

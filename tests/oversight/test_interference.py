@@ -265,7 +265,8 @@ def test_filer_supplements_the_qm_acknowledges_and_reports(db, users):
         assert interference.current_state(session, record) == "acknowledged"
     today = utcnow().date()
     with_record(db, users["quality_manager"], record.record_no,
-                lambda s, r: interference.record_reported(s, users["quality_manager"], r, "市纪委监委", today, "书面报告"))
+                lambda s, r: interference.record_reported(s, users["quality_manager"], r, "市纪委监委", today,
+                                                          "书面报告"))
     with db.session(write=False) as session:
         detail = interference.record_detail(session, users["inspector"], record.record_no)
     assert detail.state == "reported"
@@ -367,9 +368,8 @@ def test_edit_and_delete_are_refused_and_the_attempt_is_recorded(db, users, atte
     record = file(db, users["analyst"])
     from app.core.db import committing
 
-    with db.session(write=True) as session, pytest.raises(DomainError) as refused:
-        with committing(session):
-            interference.refuse_change(session, users[role], record.record_no, attempt)
+    with db.session(write=True) as session, pytest.raises(DomainError) as refused, committing(session):
+        interference.refuse_change(session, users[role], record.record_no, attempt)
     expected = ("interference_immutable", 409) if role != "admin" else ("interference_not_found", 404)
     assert (refused.value.code, refused.value.http_status) == expected
     kept = events(db, f"oversight.interference_{attempt}_refused")
