@@ -42,7 +42,7 @@ from app.reference_materials import reminders as material_reminders
 
 OPEN_STATES = (AlarmState.OPEN.value, AlarmState.INVESTIGATING.value)
 MONTHS = 12
-SHOWN = 15  # rows of a list shown on the page; the card links to the full list
+SHOWN = 10  # rows of a list shown on the page; the card links to the full list
 
 
 # ---------------------------------------------------------------- months in the lab's calendar

@@ -176,11 +176,18 @@ def _related(session: Session, events: Sequence[AuditEvent], entity_type: str,
     return related[:RELATED_LIMIT]
 
 
+def _as_state(data: Any) -> dict[str, Any]:
+    """An event's after as fields; a non-object after is kept under '' (the whole value)."""
+    return dict(data) if isinstance(data, dict) else {"": data}
+
+
 def entity_history(session: Session, actor: User, entity_type: str, entity_id: str, *,
                    before_seq: int | None = None, limit: int = 50) -> EntityHistory:
     """Every event of one entity, oldest → newest, each with what it changed. The page holds the
     newest `limit` events before `before_seq` (the newest ones at first); one event more is read
-    so the oldest event of the page can be compared with the one before it. Four queries."""
+    so the oldest event of the page can be compared with the one before it. An event that
+    recorded no before is compared, field by field, with the latest value earlier events of the
+    entity recorded for the fields it records (so no field is shown removed). Three queries."""
     ensure(session, actor, Permission.AUDIT_READ)
     entity_type, entity_id = entity_type.strip(), entity_id.strip()
     if not entity_type or not entity_id or len(entity_type) > 64 or len(entity_id) > 64:
@@ -195,17 +202,21 @@ def entity_history(session: Session, actor: User, entity_type: str, entity_id: s
     events, previous = list(reversed(rows[:limit])), rows[limit] if len(rows) > limit else None
     total = session.scalar(select(func.count()).select_from(AuditEvent).where(*where)) or 0
     entries = []
-    prior_after = previous.after_data if previous is not None else None
+    # what earlier events said each top-level field was (events often record only what they touch)
+    known: dict[str, Any] | None = _as_state(previous.after_data) if previous is not None else None
     for event in events:
         before, after = event.before_data, event.after_data
         if before is not None:
             entries.append(HistoryEntry(event, diff_states(before, after), "event"))
-        elif prior_after is not None:
-            entries.append(HistoryEntry(event, diff_states(prior_after, after), "previous"))
+        elif known is not None and isinstance(after, dict):
+            earlier = {k: known[k] for k in after if k in known}
+            entries.append(HistoryEntry(event, diff_states(earlier, after), "previous"))
+        elif known is not None:
+            entries.append(HistoryEntry(event, diff_states(known.get("", None), after), "previous"))
         else:
             entries.append(HistoryEntry(event, diff_states(None, after), "none"))
         if after is not None:
-            prior_after = after
+            known = {**(known or {}), **_as_state(after)}
     return EntityHistory(entity_type, entity_id, entries,
                          events[0].seq if previous is not None and events else None, total,
                          _related(session, events, entity_type, entity_id))

@@ -87,6 +87,17 @@ def test_an_event_without_a_before_is_compared_with_the_previous_after(db, users
     assert history.entries[1].changes == [FieldChange("state", "draft", "checked", "changed")]
 
 
+def test_an_event_without_a_before_is_compared_with_what_earlier_events_recorded(db, users):
+    """Events that record only what they touch: the state is compared with the state recorded
+    two events earlier, and fields the event does not record are not shown as removed."""
+    _events(db, users["analyst"], "report", "R2",
+            [{"state": "draft", "title": "月报"}, {"signature_id": 5}, {"state": "checked"}], before_none=True)
+    with db.reading() as session:
+        history = explorer.entity_history(session, users["quality_manager"], "report", "R2")
+    assert history.entries[1].changes == [FieldChange("signature_id", None, 5, "added")]
+    assert history.entries[2].changes == [FieldChange("state", "draft", "checked", "changed")]
+
+
 def test_history_pages_keep_the_previous_event_for_the_first_diff(db, users):
     _events(db, None, "site", "9", [{"n": i} for i in range(5)], before_none=True)
     with db.reading() as session:
