@@ -16,15 +16,16 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, and_, cast, func, or_, select
+from sqlalchemy import Numeric, String, and_, case, cast, func, literal, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.analysis.models import AnalysisBatch, AnalysisResult, BatchPosition, MethodParameter, PositionRole
-from app.core.labtime import lab_calendar
+from app.core.labtime import LabCalendar, lab_calendar
 from app.oversight.rules.base import AnomalyRule, Finding, Limits, ScanWindow, Threshold, chunked, jsonable, register
 from app.oversight.rules.qc_too_good import (
     NO_RULE,
     STREAM,
+    Reporting,
     clip,
     count_of,
     current,
@@ -172,7 +173,6 @@ class Series:
 
     parameter: str
     batch_id: int
-    submitted_at: datetime
     values: list[Decimal | None] = field(default_factory=list)  # None: below the MDL (breaks the series)
     positions: list[int] = field(default_factory=list)
     samples: list[int] = field(default_factory=list)
@@ -242,9 +242,11 @@ class CopiedSeries(AnomalyRule):
             yield from self._verified(session, copies, k)
 
     def _stream(self, session: Session, window: ScanWindow) -> Iterator[Series]:
+        """Every signed batch's series, parameter by parameter, batches in signing order (narrow
+        Core rows: the value as text, no per-row datetime)."""
         r, b = AnalysisResult, AnalysisBatch
-        stmt = (_sample_results().add_columns(r.parameter, b.submitted_at, r.batch_id, BatchPosition.id,
-                                              r.sample_id, r.value, r.below_mdl, r.method_version_id)
+        stmt = (_sample_results().add_columns(r.parameter, r.batch_id, BatchPosition.id, r.sample_id,
+                                              type_coerce(r.value, String), r.below_mdl, r.method_version_id)
                 .join(b, b.id == r.batch_id)
                 .where(b.submitted_at.is_not(None), b.submitted_at <= window.until)
                 .order_by(r.parameter, b.submitted_at, r.batch_id, BatchPosition.position))
@@ -253,12 +255,13 @@ class CopiedSeries(AnomalyRule):
             stmt = stmt.where(r.parameter.in_(params))
         rules = reporting_rules(session)
         series: Series | None = None
-        for parameter, submitted, batch_id, position_id, sample_id, value, below, version in session.execute(
-                stmt.execution_options(**STREAM)):
+        for parameter, batch_id, position_id, sample_id, text, below, version in session.connection().execute(
+                stmt, execution_options=STREAM):
             if series is None or series.batch_id != batch_id or series.parameter != parameter:
                 if series is not None:
                     yield series
-                series = Series(parameter, batch_id, submitted)
+                series = Series(parameter, batch_id)
+            value = D(text)
             rule = rules.get((version, parameter), NO_RULE)
             series.values.append(None if rule.below_mdl(value, below) else value)
             series.positions.append(position_id)
@@ -266,17 +269,28 @@ class CopiedSeries(AnomalyRule):
         if series is not None:
             yield series
 
+    def _judged(self, session: Session, window: ScanWindow) -> set[int] | None:
+        """The batches whose series the scan judges (None: every one)."""
+        if window.since is None and window.batch_ids is None:
+            return None
+        stmt = select(AnalysisBatch.id).where(AnalysisBatch.submitted_at.is_not(None),
+                                              AnalysisBatch.submitted_at <= window.until)
+        if window.since is not None:
+            stmt = stmt.where(AnalysisBatch.submitted_at >= window.since)
+        if window.batch_ids is not None:
+            stmt = stmt.where(AnalysisBatch.id.in_(window.batch_ids or (-1,)))
+        return set(session.scalars(stmt))
+
     def _copies(self, session: Session, window: ScanWindow, k: int) -> Iterator[Copy]:
         parameter = None
         equal: dict[int, int] = {}
         shifted: dict[int, int] = {}
+        judged_batches = self._judged(session, window)
         for series in self._stream(session, window):
             if series.parameter != parameter:
                 parameter, equal, shifted = series.parameter, {}, {}
             windows = list(_windows(series.values, k))
-            judged = (window.since is None or series.submitted_at >= window.since) and (
-                window.batch_ids is None or series.batch_id in window.batch_ids)
-            if judged:
+            if judged_batches is None or series.batch_id in judged_batches:
                 equal_runs = _runs([(s, equal[h]) for s, h, _ in windows if h in equal], k)
                 covered = {i for s, _, n in equal_runs for i in range(s, s + n)}
                 shift_runs = [run for run in _runs([(s, shifted[d]) for s, _, d in windows if d in shifted], k)
@@ -299,7 +313,7 @@ class CopiedSeries(AnomalyRule):
                     _sample_results().add_columns(r.batch_id, r.parameter, BatchPosition.id, r.sample_id, r.value)
                     .where(r.batch_id.in_(chunk)).order_by(r.batch_id, r.parameter, BatchPosition.position)):
                 if (batch_id, parameter) in wanted:
-                    s = earlier.setdefault((batch_id, parameter), Series(parameter, batch_id, datetime.min))
+                    s = earlier.setdefault((batch_id, parameter), Series(parameter, batch_id))
                     s.values.append(value)
                     s.positions.append(position_id)
                     s.samples.append(sample_id)
@@ -377,9 +391,7 @@ class Quarter:
     start: datetime
     end: datetime
     counts: list[int] = field(default_factory=lambda: [0] * 10)
-    samples: set[int] = field(default_factory=set)
     judged: bool = False
-    last_at: datetime | None = None
 
     @property
     def n(self) -> int:
@@ -391,8 +403,33 @@ class Quarter:
         return D(10 * sum(c * c for c in self.counts)) / D(n) - n
 
 
-def last_digit(value: Decimal) -> int:
-    return value.as_tuple().digits[-1]
+def last_digit(text: str, rule: Reporting) -> int:
+    """The last digit of the value as reported. Most values already carry the reporting decimals
+    (or fewer: padded with zeros), read off the text; the rest are rounded (GB/T 8170)."""
+    places = rule.decimals
+    if places is not None and places >= 0 and "E" not in text and "e" not in text:
+        dot = text.find(".")
+        given = 0 if dot < 0 else len(text) - dot - 1
+        if given == places:
+            return int(text[-1])
+        if given < places:
+            return 0
+    return rule.rounded(D(text)).as_tuple().digits[-1]
+
+
+def lab_quarters(calendar: LabCalendar, first: datetime, last: datetime) -> list[tuple[str, datetime, datetime]]:
+    """The lab's calendar quarters (label, UTC start, UTC end) from the one holding `first` to
+    the one holding `last`."""
+    local = calendar.local_date(first)
+    year, month = local.year, (local.month - 1) // 3 * 3 + 1
+    found: list[tuple[str, datetime, datetime]] = []
+    while True:
+        start = calendar.start_of(date(year, month, 1))
+        if start > last:
+            return found
+        next_year, next_month = (year + 1, 1) if month == 10 else (year, month + 3)
+        found.append((f"{year}Q{(month - 1) // 3 + 1}", start, calendar.start_of(date(next_year, next_month, 1))))
+        year, month = next_year, next_month
 
 
 @register
@@ -418,7 +455,8 @@ class DigitPreference(AnomalyRule):
         if not found:
             return
         names = user_names(session, (q.analyst_id for q in found))
-        for q in found:
+        for q in sorted(found, key=lambda q: (q.analyst_id, q.parameter, q.start)):
+            sample_ids, last_at = self._samples_and_last(session, q, window)
             chi2 = q.chi2().quantize(D("0.01"))
             zh_name, en_name = names.get(q.analyst_id, (f"#{q.analyst_id}", f"#{q.analyst_id}"))
             top = sorted(range(10), key=lambda d: (-q.counts[d], d))[:3]
@@ -434,54 +472,63 @@ class DigitPreference(AnomalyRule):
                 evidence=jsonable({"rule": A05_WORDING, "chi2_threshold": threshold, "min_n": min_n, "df": 9,
                                    "chi2": chi2, "n": q.n, "quarter": q.label,
                                    "digit_counts": {str(d): q.counts[d] for d in range(10)}}),
-                sample_ids=tuple(sorted(q.samples)), parameter=q.parameter, responsible_user_id=q.analyst_id,
-                occurred_at=q.last_at)
+                sample_ids=tuple(sample_ids), parameter=q.parameter, responsible_user_id=q.analyst_id,
+                occurred_at=last_at)
 
     def _quarters(self, session: Session, window: ScanWindow) -> Iterator[Quarter]:
-        calendar = lab_calendar(session)
-
-        def quarter_of(moment: datetime, analyst_id: int, parameter: str) -> Quarter:
-            local = calendar.local_date(moment)
-            first_month = (local.month - 1) // 3 * 3 + 1
-            start = date(local.year, first_month, 1)
-            end = date(local.year + 1, 1, 1) if first_month == 10 else date(local.year, first_month + 3, 1)
-            return Quarter(analyst_id, parameter, f"{local.year}Q{(first_month - 1) // 3 + 1}",
-                           calendar.start_of(start), calendar.start_of(end))
-
+        """Digit counts per analyst × parameter × lab quarter. SQL groups the results by quarter
+        (a CASE over the quarters' UTC bounds) and by value text, so Python reads each distinct
+        value of a quarter once, without a datetime per row."""
         r, b = AnalysisResult, AnalysisBatch
-        stmt = (_sample_results().add_columns(b.analyst_id, r.parameter, r.entered_at, r.value, r.below_mdl,
-                                              r.method_version_id, r.sample_id, r.batch_id)
-                .join(b, b.id == r.batch_id).where(r.entered_at <= window.until)
-                .order_by(b.analyst_id, r.parameter, r.entered_at))
-        earliest = window.since
+        scope = (_sample_results().join(b, b.id == r.batch_id).where(r.entered_at <= window.until))
+        first = window.since
         if window.batch_ids is not None:
             ids = window.batch_ids or (-1,)
-            earliest = session.scalar(select(func.min(AnalysisResult.entered_at))
-                                      .where(AnalysisResult.batch_id.in_(ids)))
-            if earliest is None:
+            first = session.scalar(select(func.min(AnalysisResult.entered_at)).where(AnalysisResult.batch_id.in_(ids)))
+            if first is None:
                 return
-            analysts = select(AnalysisBatch.analyst_id).where(AnalysisBatch.id.in_(ids))
-            stmt = stmt.where(b.analyst_id.in_(analysts))
-        if earliest is not None:
-            stmt = stmt.where(r.entered_at >= quarter_of(earliest, 0, "").start)
+            scope = scope.where(b.analyst_id.in_(select(AnalysisBatch.analyst_id).where(AnalysisBatch.id.in_(ids))))
+        calendar = lab_calendar(session)
+        if first is None:
+            first = session.scalar(select(func.min(AnalysisResult.entered_at)))
+            if first is None:
+                return
+        quarters = lab_quarters(calendar, first, window.until)
+        if not quarters:
+            return
+        scope = scope.where(r.entered_at >= quarters[0][1])
+        which = case(*((r.entered_at < end, i) for i, (_, _, end) in enumerate(quarters)), else_=len(quarters))
+        in_scan = [r.entered_at >= window.since] if window.since is not None else []
+        if window.batch_ids is not None:
+            in_scan.append(r.batch_id.in_(window.batch_ids or (-1,)))
+        judged = case((and_(*in_scan), 1), else_=0) if in_scan else literal(1)
+        rows = scope.add_columns(b.analyst_id, r.parameter, r.method_version_id, which.label("quarter"),
+                                 type_coerce(r.value, String).label("value"), r.below_mdl,
+                                 judged.label("judged")).subquery()
+        stmt = (select(rows.c.analyst_id, rows.c.parameter, rows.c.method_version_id, rows.c.quarter, rows.c.value,
+                       rows.c.below_mdl, func.count(), func.max(rows.c.judged))
+                .group_by(rows.c.analyst_id, rows.c.parameter, rows.c.method_version_id, rows.c.quarter,
+                          rows.c.value, rows.c.below_mdl))
         rules = reporting_rules(session)
-        quarter: Quarter | None = None
-        for analyst_id, parameter, at, value, below, version, sample_id, batch_id in session.execute(
-                stmt.execution_options(**STREAM)):
-            if (quarter is None or quarter.analyst_id != analyst_id or quarter.parameter != parameter
-                    or not quarter.start <= at < quarter.end):
-                if quarter is not None:
-                    yield quarter
-                quarter = quarter_of(at, analyst_id, parameter)
+        found: dict[tuple[int, str, int], Quarter] = {}
+        for analyst_id, parameter, version, index, value, below, n, in_window_ in session.connection().execute(
+                stmt, execution_options=STREAM):
             rule = rules.get((version, parameter), NO_RULE)
-            if rule.below_mdl(value, below):
+            if index >= len(quarters) or rule.below_mdl(D(value), below):
                 continue
-            quarter.counts[last_digit(rule.rounded(value))] += 1
-            quarter.samples.add(sample_id)
-            quarter.last_at = at
-            if not quarter.judged:
-                quarter.judged = (window.since is None or at >= window.since) and (
-                    window.batch_ids is None or batch_id in window.batch_ids)
-        if quarter is not None:
-            yield quarter
+            quarter = found.get((analyst_id, parameter, index))
+            if quarter is None:
+                label, start, end = quarters[index]
+                quarter = found[(analyst_id, parameter, index)] = Quarter(analyst_id, parameter, label, start, end)
+            quarter.counts[last_digit(value, rule)] += n
+            quarter.judged = quarter.judged or bool(in_window_)
+        yield from found.values()
 
+    def _samples_and_last(self, session: Session, q: Quarter, window: ScanWindow) -> tuple[list[int], datetime | None]:
+        """The samples of a flagged quarter (for the review checklists) and its last entry."""
+        r, b = AnalysisResult, AnalysisBatch
+        rows = session.execute(_sample_results().add_columns(r.sample_id, r.entered_at).join(b, b.id == r.batch_id)
+                               .where(b.analyst_id == q.analyst_id, r.parameter == q.parameter,
+                                      r.entered_at >= q.start, r.entered_at < q.end,
+                                      r.entered_at <= window.until, ~r.below_mdl)).all()
+        return sorted({sample for sample, _ in rows}), max((at for _, at in rows), default=None)

@@ -217,7 +217,7 @@ def _stream(session: Session, union: Any, analysts: list[int] | None) -> Iterato
                               u.c.evaluation_id)
     if analysts is not None:
         stmt = stmt.where(u.c.analyst_id.in_(analysts or [-1]))
-    yield from session.execute(stmt.execution_options(**STREAM))
+    yield from session.connection().execute(stmt, execution_options=STREAM)
 
 
 def _ref(position_id: int, evaluation_id: int | None) -> str:
