@@ -61,12 +61,10 @@ def test_named_rules_and_iso_times(env, db, fake_rules):  # noqa: F811
     assert fake_rules["Z02"].calls[0][0].since.isoformat() == "2026-11-01T00:30:00+00:00"
 
 
-@pytest.mark.parametrize("since", ["yesterday", "2026-13-01", "2026-11-01T25:00", ""])
-def test_a_bad_since_exits_2(env, db, fake_rules, since):  # noqa: F811
-    if not since:
-        result = lims(env, "scan", "--rule", "A99")
-    else:
-        result = lims(env, "scan", "--since", since)
+@pytest.mark.parametrize("args", [("--since", "yesterday"), ("--since", "2026-13-01"),
+                                  ("--since", "2026-11-01T25:00"), ("--rule", "A99")])
+def test_bad_options_exit_2(env, db, fake_rules, args):  # noqa: F811
+    result = lims(env, "scan", *args)
     assert result.exit_code == 2, result.output
     assert count(db, AnomalyScan) == 0
 
