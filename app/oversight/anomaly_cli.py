@@ -37,7 +37,7 @@ def anomalies_scan(
     rule: list[str] = typer.Option([], "--rule", "-r", metavar="CODE", help="Run only this rule (repeatable)."),
 ) -> None:
     """Run the anomaly rules over the records and raise alarms for what they find."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from app.cli import _database, _domain_guard, _fail, _settings, console, err
     from app.core.db import utcnow
@@ -61,12 +61,14 @@ def anomalies_scan(
         for code in codes:
             if not in_force[code].enabled:
                 err.print(f"{code} is disabled; it does not run.")
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        to_run = [c for c in (codes or sorted(in_force)) if in_force[c].enabled]
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=True, disable=not err.is_terminal) as bar:
-            task = bar.add_task("scanning", total=None)
+            task = bar.add_task("scanning", total=len(to_run) or None)
 
             def progress(code: str, found: int) -> None:
-                bar.update(task, description=f"{code}: {found} findings")
+                done = to_run.index(code) if code in to_run else 0  # the rules before this one are done
+                bar.update(task, description=f"{code}: {found} findings", completed=done)
 
             outcome = _domain_guard(lambda: scan(session, None, ScanWindow(until=utcnow(), since=start),
                                                  trigger="cli", rules=codes or None, progress=progress))
