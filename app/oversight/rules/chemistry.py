@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, and_, cast, exists, false, or_, select, true
+from sqlalchemy import Numeric, and_, case, cast, exists, false, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from app.analysis.models import AnalysisBatch, AnalysisResult, BatchPosition, MethodParameter, PositionRole
@@ -150,17 +150,18 @@ class ImpossibleRelation(AnomalyRule):
         factor = 1 + tolerance / 100
         part, whole = aliased(AnalysisResult), aliased(AnalysisResult)
         mdl = aliased(MethodParameter)
-        pair_match = or_(*(and_(part.parameter == p, whole.parameter == w) for p, w in self.pairs))
+        # each part has one whole: the join matches the whole's code to the part's mapped code
+        whole_of = case(dict(self.pairs), value=part.parameter)
         in_window = and_(part.entered_at <= window.until, whole.entered_at <= window.until,
                          or_(entered_in(window, part), entered_in(window, whole)))
         stmt = (
             select(part.id, part.sample_id, part.parameter, part.value, part.unit, part.entered_at, part.batch_id,
                    part.entered_by_id, whole.id, whole.parameter, whole.value, whole.unit, whole.entered_at,
                    whole.batch_id, whole.entered_by_id, mdl.mdl, mdl.unit)
-            .join(whole, whole.sample_id == part.sample_id)
+            .join(whole, and_(whole.sample_id == part.sample_id, whole.parameter == whole_of))
             .outerjoin(mdl, and_(mdl.method_version_id == part.method_version_id, mdl.parameter == part.parameter))
             .where(part.parameter.in_(sorted({p for p, _ in self.pairs})),
-                   whole.parameter.in_(sorted({w for _, w in self.pairs})), pair_match,
+                   whole.parameter.in_(sorted({w for _, w in self.pairs})),
                    part.sample_id.is_not(None), part.below_mdl.is_(False), in_window,
                    or_(part.unit != whole.unit, as_number(part.value) > as_number(whole.value) * factor),
                    current_of(part), current_of(whole), sample_position(part), sample_position(whole))
