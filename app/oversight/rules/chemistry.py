@@ -4,6 +4,13 @@ numeric value below the method's detection limit must carry its qualifier. Both 
 the current results of samples, filtered in SQL (a text-to-number CAST narrows the candidates on
 either engine) and confirmed in Python with exact Decimals.
 
+A06: part > whole × (1 + tolerance_pct/100) + MDL of the part, both converted to the whole's
+unit (app.core.units); the part's current result must not be flagged below MDL; the whole and
+the part may come from different batches. Judged when either half was entered in the window.
+Key: the two result ids, smaller first ("812,815").
+A07: a current sample result whose value < its method parameter's MDL (same unit basis), with
+below_mdl false and no qualifier. Key: the result id.
+
 Also the small helpers the other rule modules of this family share (history, timing): the
 "current sample result" filter, the window test, and names for the findings.
 """

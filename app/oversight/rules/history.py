@@ -3,6 +3,10 @@ result x of a site × parameter is judged against the prior current results of t
 parameter (collected earlier): robust z = 0.6745·(x − median)/MAD, found when |z| exceeds the
 threshold. Median and MAD resist the outliers they look for; a MAD of 0 (a constant history)
 gives no scale and the result is not judged. A review prompt, not proof: it does not block issue.
+History: current results of sample positions, not flagged below MDL, of samples with a site and
+a collection time that are not field or transport blanks, entered by the scan's end, converted to
+the unit of the group's first result; results collected at the same moment are not each other's
+history. Only results entered inside the window are judged. Key: the result id.
 
 Scale: the results are streamed as narrow tuples ordered by (site, parameter, collection time)
 and only the current group's last HISTORY_LIMIT values are kept, in a sorted list: the median is

@@ -7,6 +7,25 @@ commonest fabrications [175].
 Times are compared in SQL where both engines agree (two timestamp columns); where a rule needs
 "n hours later" or the lab's local hour, the SQL narrows the candidates by dialect and Python
 decides exactly.
+
+Keys (stable across rescans):
+- A09 "analysis:<batch>:<sample>" (a current result measured, or its batch started, before the
+  sample's collection or receipt; judged by result entry), "receipt:<sample>" (received_at <
+  collected_at; judged by receipt time), "submitted:<batch>" (submitted_at < started_at; judged by
+  submission), "signature:<batch>:<signature id or 0>" (current results entered after the
+  batch's current signature while that signature still holds, i.e. it covers data younger than
+  itself; for a batch submitted without an e-signature row, first entries without a reason
+  entered after submitted_at).
+- A10 "<sample>:<parameter>:<batch>": analysis start (batch started_at, else measured_at) −
+  collection (sample collected_at, else the clock's start) > HoldingClock.allowed_hours, no
+  HoldingDeviation of that sample × parameter; clocks without allowed_hours are not judged.
+- A11 "<result id>": a revision (revision ≥ 2) entered after the earliest signed `check` act of
+  any report covering the sample (a later return does not undo it).
+- A12 "bulk:<user>:<first result id of the burst>": ≥ bulk_count entries (any revision) by one
+  user within bulk_minutes, each outside day_start–day_end or on a Saturday/Sunday, lab time;
+  overlapping windows make one burst; "backdate:<batch>:<user>": first entries (revision 1)
+  entered more than backdate_hours after their measured_at (corrections keep the measurement
+  time and are not back-dating).
 """
 
 from __future__ import annotations
