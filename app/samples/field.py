@@ -1155,3 +1155,22 @@ __all__ = [
     "SamplerSample", "SamplerTask", "entry_problem", "field_record", "field_records", "missing_items",
     "record_field_entry", "sign_field_record", "tasks_for_sampler",
 ]
+
+
+def signed_field_readings(session: Session, sample_ids: Iterable[int]) -> dict[tuple[int, str], FieldEntry]:
+    """(sample id, parameter) → the field-test reading the sampler's signature stands behind: of
+    the entries of a signed revision (revision <= the sample's signed_revision), the highest
+    revision, then the latest entry. An entry of the revision being written is not the record's
+    until it is signed. One query whatever the number of samples."""
+    ids = sorted({i for i in sample_ids if i is not None})
+    if not ids:
+        return {}
+    found: dict[tuple[int, str], FieldEntry] = {}
+    for entry in session.scalars(
+        select(FieldEntry).join(Sample, Sample.id == FieldEntry.sample_id)
+        .where(FieldEntry.sample_id.in_(ids), FieldEntry.kind == FieldEntryKind.FIELD_TEST.value,
+               FieldEntry.revision <= Sample.signed_revision)
+        .order_by(FieldEntry.sample_id, FieldEntry.parameter, FieldEntry.revision, FieldEntry.id)
+    ):
+        found[(entry.sample_id, entry.parameter)] = entry  # in order: the last one stands
+    return found
