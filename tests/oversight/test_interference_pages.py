@@ -178,11 +178,15 @@ def test_edit_and_delete_addresses_refuse_and_record(app, db, users, attempt):
     kwargs = {"json": {"interferer_name": "x"}} if attempt == "edit" else {}
     api = method(f"/api/v1/interference/{record.record_no}", headers={"x-csrf-token": token}, **kwargs)
     assert api.status_code == 409 and api.json()["code"] == "interference_immutable"
-    client, token = signed_in(app, "admin")  # who may not read the log: refused, recorded, not revealed
+    client, token = signed_in(app, "inspector")  # refused by the kernel, and kept there
     response = client.post(f"{BASE}/{record.record_no}/{attempt}", data={"csrf_token": token})
-    assert response.status_code == 404
+    assert response.status_code == 403 and 'data-code="inspector_read_only"' in response.text
+    assert [e.after_data["path"] for e in events(db, "security.inspector_refused")] == [
+        f"{BASE}/{record.record_no}/{attempt}"]
+    client, token = signed_in(app, "admin")  # who may not touch the log
+    assert client.post(f"{BASE}/{record.record_no}/{attempt}", data={"csrf_token": token}).status_code == 403
     kept = events(db, f"oversight.interference_{attempt}_refused")
-    assert [e.actor for e in kept] == ["quality-manager", "quality-manager", "admin"]
+    assert [e.actor for e in kept] == ["quality-manager", "quality-manager"]
     with db.session(write=False) as session:
         assert session.get(InterferenceRecord, record.id).interferer_name == "王某"
 
