@@ -101,6 +101,14 @@ class TooManyAttachments(InvalidInput):
     message_en = "Too many attachments (at most {limit} at once)."
 
 
+class AttachmentAltered(DomainError):
+    """The bytes in the store no longer hash to what was recorded: never handed out as evidence."""
+
+    code = "interference_attachment_altered"
+    message_zh = "附件 {filename} 的内容与登记的 SHA-256 不符。"
+    message_en = "Attachment {filename} no longer matches its recorded SHA-256."
+
+
 class AlreadyAcknowledged(DomainError):
     code = "interference_already_acknowledged"
     message_zh = "干预记录 {record_no} 已被确认阅知。"

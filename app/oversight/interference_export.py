@@ -8,18 +8,23 @@ injection)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
-from datetime import datetime
+import re
+import zipfile
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.core import i18n
+from app.core import audit, i18n
 from app.core.db import utcnow
 from app.core.i18n import N_
 from app.core.labtime import lab_calendar
 from app.core.pdf import print_context, render_document
+from app.core.permissions import Permission, ensure
 from app.oversight import interference
+from app.oversight import interference_errors as errors
 from app.oversight.interference import RecordDetail, RegisterFilter
 from app.people.models import User
 
@@ -125,3 +130,51 @@ def register_pdf(session: Session, actor: User, filters: RegisterFilter, *, lang
     data = render_document("oversight/interference_pdf.html", context, language=language)
     interference.record_export(session, actor, filters, "pdf", len(details))
     return data
+
+
+# ---------------------------------------------------------------- one record's package
+
+
+def _safe_name(name: str) -> str:
+    cleaned = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip(" .") or "attachment"
+    return cleaned[:120]
+
+
+def record_package(session: Session, actor: User, record_no: str) -> tuple[str, bytes]:
+    """The package sent to the authority (§6 "reporting"): the record with its targets and
+    supplements as canonical JSON, every attachment as stored, and SHA256SUMS over all of them.
+    An attachment whose bytes no longer match its hash is refused, not packed."""
+    from app.core.canonical import canonical_json
+
+    ensure(session, actor, Permission.INTERFERENCE_OVERSEE)
+    detail = interference.record_detail(session, actor, record_no)
+    record = detail.record
+    store = interference.attachment_store(session)
+    content = {
+        **interference.record_content(record, detail.targets, [(a, f) for a, f, _ in detail.attachments]),
+        "filed_at": record.filed_at.astimezone(UTC).isoformat(),
+        "filed_by": detail.filer.username,
+        "interferer_username": detail.interferer_user.username if detail.interferer_user else None,
+        "state": detail.state,
+        "supplements": [{"kind": s.kind, "text": s.text, "reported_to": s.reported_to,
+                         "reported_on": s.reported_on.isoformat() if s.reported_on else None,
+                         "recorded_at": s.recorded_at.astimezone(UTC).isoformat(), "recorded_by": u.username}
+                        for s, u in detail.supplements],
+        "exported_at": utcnow().isoformat(), "exported_by": actor.username,
+    }
+    record_json = canonical_json(content).encode("utf-8")
+    sums = [(hashlib.sha256(record_json).hexdigest(), "record.json")]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("record.json", record_json)
+        for attachment, stored, _ in detail.attachments:
+            if stored.sha256 != attachment.sha256 or not store.verify(stored.sha256):
+                raise errors.AttachmentAltered(filename=stored.filename[:80])
+            path = f"attachments/{attachment.id}-{_safe_name(stored.filename)}"
+            archive.write(store.path(stored.sha256), path)
+            sums.append((attachment.sha256, path))
+        archive.writestr("SHA256SUMS", "".join(f"{sha}  {path}\n" for sha, path in sums))
+    audit.append(session, actor, "oversight.interference_exported", "interference_record", record.id, None,
+                 {"format": "package", "record_no": record.record_no, "files": [{"sha256": s, "path": p}
+                                                                                for s, p in sums]})
+    return f"{record.record_no}-package.zip", buffer.getvalue()

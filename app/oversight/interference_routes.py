@@ -320,13 +320,21 @@ def download_attachment(request: Request, session: DbSession, record_no: RecordN
     attachment, stored = service.attachment_of(session, user, record_no, attachment_id)
     store = service.attachment_store(session)
     if stored.sha256 != attachment.sha256 or not store.verify(stored.sha256):
-        raise DomainError("附件内容与记录的 SHA-256 不符。", "The attachment no longer matches its recorded SHA-256.",
-                          code="interference_attachment_altered", http_status=409)
+        raise errors.AttachmentAltered(filename=stored.filename[:80])
     fallback = re.sub(r"[^A-Za-z0-9._-]+", "_", stored.filename).strip("_") or "attachment"
     disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(stored.filename, safe='')}"
     return FileResponse(store.path(stored.sha256), media_type=stored.media_type, headers={
         "Content-Disposition": disposition,
         "Cache-Control": "private, no-store", "X-Content-SHA256": stored.sha256})
+
+
+@router.get(f"{BASE}/{{record_no}}/package.zip", include_in_schema=False)
+def record_package(request: Request, session: DbSession, record_no: RecordNo,
+                   user: User = require(Permission.INTERFERENCE_OVERSEE)):
+    """One record's package for the authority (record, attachments, SHA256SUMS); audited."""
+    with request.app.state.db.transaction() as writing:
+        name, data = export.record_package(writing, user, record_no)
+    return _export_response(data, "application/zip", name)
 
 
 @router.post(f"{BASE}/{{record_no}}/supplements", include_in_schema=False)

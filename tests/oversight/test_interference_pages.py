@@ -325,3 +325,33 @@ def test_the_register_and_a_record_cost_the_same_queries_for_1_and_20_records(ap
         analyst.post(f"{BASE}/{record.record_no}/supplements", data={"csrf_token": analyst_token, "text": f"第{n}次"},
                      files=[("attachments", (f"{n}.pdf", PDF + bytes([n]), "application/pdf"))])
     assert cost(f"{BASE}/{record.record_no}") == detail
+
+
+def test_one_records_package_holds_the_record_the_attachments_and_their_sums(app, db, users):
+    import json
+    import zipfile
+
+    client, token = signed_in(app, "analyst")
+    response = client.post(f"{BASE}/new", data=form_fields(token),
+                           files=[("attachments", ("../../来函.pdf", PDF, "application/pdf"))])
+    url = response.headers["location"]
+    number = url.rsplit("/", 1)[1]
+    assert client.get(f"{url}/package.zip").status_code == 403  # the filer does not send it out
+    client, _ = signed_in(app, "quality-manager")
+    assert "package.zip" in client.get(url).text
+    package = client.get(f"{url}/package.zip")
+    assert package.status_code == 200 and package.headers["content-type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(package.content))
+    names = archive.namelist()
+    assert names[0] == "record.json" and names[-1] == "SHA256SUMS"
+    [attachment] = [n for n in names if n.startswith("attachments/")]
+    assert ".." not in attachment and attachment.endswith("来函.pdf") and archive.read(attachment) == PDF
+    record = json.loads(archive.read("record.json"))
+    assert record["record_no"] == number and record["state"] == "filed" and record["filed_by"] == "analyst"
+    sums = dict(line.split("  ")[::-1] for line in archive.read("SHA256SUMS").decode().splitlines())
+    assert sums == {n: hashlib.sha256(archive.read(n)).hexdigest() for n in names if n != "SHA256SUMS"}
+    exported = events(db, "oversight.interference_exported")
+    assert [(e.actor, e.after_data["format"], e.after_data["record_no"]) for e in exported] == [
+        ("quality-manager", "package", number)]
+    client, _ = signed_in(app, "checker")
+    assert client.get(f"{url}/package.zip").status_code == 403
