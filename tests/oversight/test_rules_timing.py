@@ -279,6 +279,10 @@ def test_a12_bulk_entry_at_night(lab, db):
     assert f.evidence["thresholds"] == {"bulk_count": "20", "bulk_minutes": "30", "day_start": "8", "day_end": "18"}
     assert len(f.sample_ids) == 20 and f.responsible_user_id == lab.users["analyst"].id
     assert batch.batch_no in f.summary_en and "22:00" in f.summary_zh
+    # on submission: the batch's enterers around the time they entered it
+    assert [x.key for x in scan(db, "A12", ScanWindow(until=utcnow(), batch_ids=(batch.id,)))] == [f.key]
+    other = lab.batch(m, started_at=lab.t(-3))
+    assert scan(db, "A12", ScanWindow(until=utcnow(), batch_ids=(other.id,))) == []
 
 
 def test_a12_not_bulk_inside_the_working_day_or_below_the_count_or_spread_out(lab, db):
