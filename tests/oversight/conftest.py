@@ -85,6 +85,7 @@ class LabRecords:
         with self.db.transaction() as session:
             for s in rows:
                 row = session.get(Sample, s.id)
+                row.collected_at = s.collected_at = collected  # exactly (samples_in_lab reads its own clock)
                 row.received_at = collected + received_after
                 row.sampler_id = (sampler or self.users["sampler"]).id
                 s.received_at, s.sampler_id = row.received_at, row.sampler_id
