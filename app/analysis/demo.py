@@ -7,6 +7,13 @@ services as the demo users would, at the times the acts happened (app.samples.la
   ICP-MS, HJ 84-2016 anions on the IC), with an HJ 168 MDL study of NH3-N (7 replicates), and
   granted the 上岗证: the analyst for every method (the COD certificate runs out within 60 days:
   the dashboard card), the checker for NH3-N and TP.
+- The field methods, registered like the others so the readings the sampler signs print on the
+  reports with their method, inside the CMA scope: HJ 1147-2020 pH (electrode), GB 13195-1991
+  water temperature (thermometer), HJ 506-2009 dissolved oxygen (electrochemical probe) and, for
+  conductivity, SL 78-1994 (conductivity meter): the lab's usual reference, 《水和废水监测分析方法》
+  (第四版增补版) 3.1.9(1), has no standard number with a year, which a method code needs. The
+  methods service wants a positive MDL, so each carries its reading resolution (verify against
+  the standards, which give a range, not an MDL). The sampler and the checker hold their 上岗证.
 - GB 3838-2002 and GB 3095-2012 are loaded; every demo river and lake section is assigned to
   GB 3838-2002 with its target class. The built-in import profiles are there.
 - A month of river rounds (the demo sampler, two sections a working day, through the field and
@@ -68,6 +75,9 @@ D = Decimal
 SEED = "envirolims-analysis-demo"
 
 NH3N, TP, COD, METALS_METHOD, ANIONS = "HJ 535-2009", "GB 11893-89", "HJ 828-2017", "HJ 700-2014", "HJ 84-2016"
+PH, WT, DO, EC = "HJ 1147-2020", "GB 13195-1991", "HJ 506-2009", "SL 78-1994"  # measured on site
+FIELD_METHODS = (PH, WT, DO, EC)
+FIELD_METER = "JC-YQ-009"  # app.samples.demo: the sampler's multiparameter meter
 UV, ICPMS, IC, COD_DIGESTER = "JC-YQ-001", "JC-YQ-002", "JC-YQ-003", "JC-YQ-006"
 METALS = ("Cu", "Zn", "Pb", "Cd")
 METHODS_DAYS_AGO = 400
@@ -170,6 +180,30 @@ def _method_facts() -> list[methods.MethodFacts]:
             instruments=(IC,), holding_rule="0–4 ℃ 冷藏，尽快测定",
             note="HJ 84-2016：仪器软件给出浓度；可由 Chromeleon 汇总报告导入"),
             name_en="Water quality — Inorganic anions — Ion chromatography"),
+        *_field_method_facts(),
+    ]
+
+
+def _field_method(code: str, name_zh: str, name_en: str, parameter: methods.ParameterFacts,
+                  note: str) -> methods.MethodFacts:
+    """A reading on site with the field meter: no batch QC (blanks, spikes, CRMs, CCVs)."""
+    return methods.MethodFacts(code, name_zh, methods.VersionFacts(
+        [parameter], blanks_per_batch=0, duplicate_rate_pct=0, spike_rate_pct=0, crm_per_batch=0, ccv_every=0,
+        instruments=(FIELD_METER,), holding_rule="现场测定 / measured on site", note=note), name_en=name_en)
+
+
+def _field_method_facts() -> list[methods.MethodFacts]:
+    # units as the reports print them (the field record keeps pH, °C, mg/L, µS/cm: the same scales)
+    return [
+        _field_method(PH, "水质 pH值的测定 电极法", "Water quality — pH — Electrode method",
+                      _parameter("pH", "无量纲", "0.01", 2), "HJ 1147-2020：现场测定，读数稳定后记录，同时记录水温"),
+        _field_method(WT, "水质 水温的测定 温度计或颠倒温度计测定法",
+                      "Water quality — Water temperature — Thermometer or reversing thermometer",
+                      _parameter("WT", "℃", "0.1", 1), "GB 13195-1991：表层水温，感温 5 min 后读数"),
+        _field_method(DO, "水质 溶解氧的测定 电化学探头法", "Water quality — Dissolved oxygen — Electrochemical probe",
+                      _parameter("DO", "mg/L", "0.1", 1), "HJ 506-2009：现场测定，按水温与气压补偿"),
+        _field_method(EC, "电导率的测定（电导仪法）", "Conductivity — Conductivity meter",
+                      _parameter("EC", "μS/cm", "1", 0), "SL 78-1994：现场测定，25 ℃ 温度补偿"),
     ]
 
 
@@ -196,6 +230,8 @@ def _qualify(demo: _Demo) -> None:
     grants = [("analyst", code, start + timedelta(days=3 * 365)) for code in (NH3N, TP, METALS_METHOD, ANIONS)]
     grants += [("analyst", COD, demo.today + timedelta(days=41)), ("checker", NH3N, start + timedelta(days=3 * 365)),
                ("checker", TP, start + timedelta(days=3 * 365))]
+    # field methods: the sampler measures, the checker checks the field data on the reports
+    grants += [(who, code, start + timedelta(days=3 * 365)) for code in FIELD_METHODS for who in ("sampler", "checker")]
     with demo.then(demo.at(METHODS_DAYS_AGO - 5, 11, 0)):
         for n, (who, code, until) in enumerate(grants, start=1):
             qualifications.grant_qualification(

@@ -200,7 +200,11 @@ def _sample_ids(session: Session, batch_id: int) -> set[int]:
 
 def _mark_results_entered(session: Session, actor: User, sample_ids: Iterable[int]) -> list[str]:
     """Samples in analysis whose every requested parameter has a submitted result (a sample
-    position of a submitted batch) or a "not analysed" reason → results_entered (audited)."""
+    position of a submitted batch), a reading in the sampler's signed field record (pH, DO...:
+    measured on site, printed on the report as they stand) or a "not analysed" reason →
+    results_entered (audited)."""
+    from app.samples.field import signed_field_readings
+
     wanted = set(sample_ids)
     if not wanted:
         return []
@@ -216,6 +220,7 @@ def _mark_results_entered(session: Session, actor: User, sample_ids: Iterable[in
                AnalysisBatch.state.in_([BatchState.SUBMITTED.value, BatchState.CLOSED.value])))}
     done |= {tuple(row) for row in session.execute(select(NotAnalysed.sample_id, NotAnalysed.parameter)
                                                    .where(NotAnalysed.sample_id.in_(wanted)))}
+    done |= set(signed_field_readings(session, wanted))
     moved = []
     for sample in session.scalars(select(Sample).where(Sample.id.in_(wanted)).order_by(Sample.sample_no)):
         if sample.state != SampleState.IN_ANALYSIS.value:

@@ -3,15 +3,16 @@ every state, entered through the report services as the demo users at the times 
 (app.samples.lab_demo's `DemoActs` pattern) and issued as real PAdES-signed PDFs.
 
 - The technical manager recorded the lab's CMA certificate 231512340987 (湖北省市场监督管理局,
-  2024-01-01 to 2029-12-31) with an item for every parameter of the lab's methods except total
-  phosphorus (GB 11893-89), deliberately left out of scope: a report with TP results is issued
-  without the CMA mark (the default setting).
+  2024-01-01 to 2029-12-31) with an item for every parameter of the lab's methods (the field
+  methods of WT, pH, DO and EC among them) except total phosphorus (GB 11893-89), deliberately
+  left out of scope: a report with TP results is issued without the CMA mark (the default setting).
 - The signatory's scope for water, proposed by the technical manager and approved by the quality
   manager; a second one (air) proposed and awaiting the quality manager.
-- The analysis demo leaves every river sample `in_analysis` (COD, CODMn and TN are never run, and
-  the field readings WT/pH/DO/EC never become results): for the routine river samples the analyst
-  records those "not analysed" with the reason, so the samples reach `results_entered` with their
-  NH3-N (and TP) results of record, evaluated against GB 3838-2002; no result is made up.
+- The analysis demo leaves every river sample `in_analysis` (COD, CODMn and TN are never run):
+  for the routine river samples the analyst records those "not analysed" with the reason, so the
+  samples reach `results_entered` with their NH3-N (and TP) results of record and the sampler's
+  signed field readings (WT, pH, DO, EC: printed with their field methods), evaluated against
+  GB 3838-2002 (pH and DO have classes); no result is made up.
 - Reports over those samples, oldest first: issued (zh, one en), one amended (-A1 issued with its
   reason, the original superseded), one withdrawn by the quality manager, one issued without the
   CMA mark; newer ones a draft, one returned by the checker with a reason (a draft again), one
@@ -66,8 +67,6 @@ LAB_TESTS = frozenset({"COD", "CODMn", "NH3-N", "TN", "TP"})
 ROUND_TESTS = LAB_TESTS | set(FIELD_TESTS)  # what a routine river sample of the demo asks for
 NOT_RUN_REASON = ("委托方书面变更本期监测项目：{p} 不再测定，只报告氨氮、总磷 / "
                   "The client changed this round's parameters in writing: {p} is no longer determined")
-FIELD_REASON = ("{p} 为现场测定项目，结果见现场监测记录，不列入本实验室报告 / {p} is measured in the field: "
-                "see the field record; it is not part of this laboratory report")
 CLIENT = "江城市生态环境局"
 SURFACE_WATER = "GB 3838-2002"  # the sections' limits (app.analysis.demo assigns their target classes)
 CONTACT = "王科长 027-8888 1234"
@@ -161,9 +160,9 @@ def _certificate_and_scopes(acts: lab_demo.DemoActs) -> None:
 def _samples_ready(acts: lab_demo.DemoActs) -> list[tuple[Sample, datetime, bool]]:
     """The routine river samples whose NH3-N result is of record, oldest first, each with the
     time the analyst recorded the rest and whether it has a TP result. The analyst records the
-    parameters without a laboratory result not analysed the day after the last batch: COD, CODMn
-    and TN (the client dropped them), WT/pH/DO/EC (measured in the field; a report cannot carry
-    field readings yet), so the sample is `results_entered`."""
+    laboratory parameters never run not analysed the day after the last batch: COD, CODMn and TN
+    (the client dropped them); WT/pH/DO/EC are the sampler's signed field readings, which count
+    as done, so the sample is `results_entered`."""
     session, analyst = acts.session, acts.user("analyst")
     requested: dict[int, set[str]] = {}
     for sample_id, parameter in session.execute(select(SampleParameter.sample_id, SampleParameter.parameter).join(
@@ -187,9 +186,8 @@ def _samples_ready(acts: lab_demo.DemoActs) -> list[tuple[Sample, datetime, bool
         day = signed.astimezone(tz).date() + timedelta(days=1)
         moment = datetime.combine(min(day, acts.today - timedelta(days=1)), time(9, 0), tzinfo=tz)
         with acts.then(moment):
-            for parameter in sorted(ROUND_TESTS - set(done[sample.id])):
-                reason = FIELD_REASON if parameter in FIELD_TESTS else NOT_RUN_REASON
-                submission.record_not_analysed(session, analyst, sample, parameter, reason.format(p=parameter))
+            for parameter in sorted(LAB_TESTS - set(done[sample.id])):
+                submission.record_not_analysed(session, analyst, sample, parameter, NOT_RUN_REASON.format(p=parameter))
         session.refresh(sample)
         if sample.state == SampleState.RESULTS_ENTERED.value:
             ready.append((sample, moment, "TP" in done[sample.id]))

@@ -7,6 +7,13 @@ year, results with units, qualifiers and MDL rounded once per GB/T 8170, the eva
 the chosen standard, deviations, the statements, the people of the three levels, a QR code to
 the public verification page and the audit head at issue.
 
+Field readings (pH, water temperature, DO, conductivity from the sampler's signed record) print
+like results: rounded once by their method's reporting rule (as recorded without a method), with
+their unit and the MDL ("—" without one), counted among the CMA items (a reading without a
+registered method is outside the scope: flagged, and the mark rule applies), listed in the methods
+table as field measurements and evaluated (pH and DO have GB 3838 classes). Their date is a
+sampling date; the analysis dates stay the laboratory's.
+
 `build_document` takes every decision (the CMA mark, the flagged items, the rounding, the class
 of each sample) into plain data, so the rules are tested without reading PDFs; the template
 (`reports/report_pdf.html`) only lays the data out.
@@ -127,12 +134,13 @@ class ResultTable:
 @dataclass(frozen=True)
 class MethodLine:
     parameter: str
-    method_code: str  # with year: HJ 535-2009
+    method_code: str  # with year: HJ 535-2009; "" for a field reading without a registered method
     method_name: str
     unit: str
     mdl: str
     matrix: str
     flagged: bool
+    field: bool = False  # measured on site (printed with a "field" note)
 
 
 @dataclass(frozen=True)
@@ -206,8 +214,7 @@ def build_document(session: Session, report: Report, content: ReportContent, *, 
     def day(moment: datetime | None) -> date | None:
         return calendar.local_date(moment) if moment else None
 
-    items = {(line.parameter, line.method_code, s.sample.matrix)
-             for s, line in content.lines() if line.result is not None}
+    items = {(line.parameter, line.method_code, s.sample.matrix) for s, line in content.lines() if line.reported}
     stale = {(line.parameter, line.method_code, s.sample.matrix) for s, line in content.lines()
              if line.method is not None and line.method.state != MethodState.ACTIVE.value}
     coverage = cma_coverage(session, items, approved_on)
@@ -227,6 +234,7 @@ def build_document(session: Session, report: Report, content: ReportContent, *, 
     tables = _result_tables(content, samples, evaluations, flagged, report.language)
     first_analysed, last_analysed = analysis_period(content)
     collected = [s.sample.collected_at for s in content.samples if s.sample.collected_at]
+    collected += [entry.act_at for entry in content.field_readings()]  # measured on site: sampling dates
     received = [s.sample.received_at for s in content.samples if s.sample.received_at]
     limit_set = content.limit_set
     return ReportDocument(
@@ -310,6 +318,8 @@ def _evaluate(session: Session, report: Any, content: ReportContent, calendar: A
     evaluations = {}
     for s in content.samples:
         measured = [(line.parameter, line.result.value, line.result.unit) for line in s.lines if line.result]
+        measured += [(line.parameter, line.field.value, line.field.unit) for line in s.lines
+                     if line.result is None and line.field is not None and line.field.value is not None]
         if not measured:
             continue
         table = in_force(calendar.local_date(s.sample.collected_at) if s.sample.collected_at else None)
@@ -353,22 +363,27 @@ def _printed_sample(s: ReportSampleContent, evaluation: SampleEvaluation | None,
 
 
 def _value(line: ReportLine, language: str, evaluation: SampleEvaluation | None) -> PrintedValue:
-    if line.result is None:
+    if not line.reported:
         return PrintedValue("", not_analysed=line.not_analysed, pending=line.pending)
     judged = None
     if evaluation is not None:
         judged = next((v for v in evaluation.per_parameter if v.parameter == line.parameter), None)
+    if line.result is None:
+        text, qualifier = line.field_text(_language(language)), ""
+    else:
+        text, qualifier = reported_text(line.result, line.rule, _language(language)), line.result.qualifier
     return PrintedValue(
-        reported_text(line.result, line.rule, _language(language)), qualifier=line.result.qualifier,
-        class_label=judged.class_label if judged else "",
+        text, qualifier=qualifier, class_label=judged.class_label if judged else "",
         exceeds_target=bool(judged and judged.exceeded_target and judged.in_overall))
 
 
 def _row_key(line: ReportLine) -> tuple[str, str, str, str]:
     rule = line.rule
-    unit = rule.unit if rule else (line.result.unit if line.result else "")
-    mdl = format(rule.mdl, "f") if rule else ""
-    return line.parameter, line.method_code, unit, mdl
+    if line.result is None and line.field is not None:  # a field method may have no MDL
+        mdl = format(rule.mdl, "f") if rule and rule.mdl > 0 else "—"
+    else:
+        mdl = format(rule.mdl, "f") if rule else ""
+    return line.parameter, line.method_code, line.unit, mdl
 
 
 def _result_tables(content: ReportContent, samples: Sequence[PrintedSample], evaluations: dict[int, SampleEvaluation],
@@ -388,12 +403,12 @@ def _result_tables(content: ReportContent, samples: Sequence[PrintedSample], eva
             keys: dict[tuple[str, str, str, str], None] = {}
             for s in chunk:
                 for line in s.lines:
-                    if line.result is not None:
+                    if line.reported:
                         keys.setdefault(_row_key(line))
             measured = {k[0] for k in keys}
             for s in chunk:  # parameters nobody measured in this table: a row of their own
                 for line in s.lines:
-                    if line.result is None and line.parameter not in measured:
+                    if not line.reported and line.parameter not in measured:
                         keys.setdefault((line.parameter, "", "", ""))
             rows = []
             for key in keys:
@@ -401,7 +416,7 @@ def _result_tables(content: ReportContent, samples: Sequence[PrintedSample], eva
                 cells: list[PrintedValue | None] = []
                 for s in chunk:
                     line = next((x for x in s.lines if x.parameter == parameter
-                                 and (x.result is None or _row_key(x) == key)), None)
+                                 and (not x.reported or _row_key(x) == key)), None)
                     cells.append(_value(line, language, evaluations.get(s.sample.id)) if line else None)
                 rows.append(ResultRow(parameter, key[1], key[2], key[3],
                                       (parameter, key[1], matrix) in flagged, tuple(cells)))
@@ -413,14 +428,15 @@ def _method_lines(content: ReportContent, flagged: frozenset[tuple[str, str, str
                   language: str) -> tuple[MethodLine, ...]:
     seen: dict[tuple[str, str, str, str, str], MethodLine] = {}
     for s, line in content.lines():
-        if line.result is None or line.method is None:
+        on_site = line.result is None and line.field is not None
+        if not line.reported or (line.method is None and not on_site):
             continue
         parameter, code, unit, mdl = _row_key(line)
         key = (parameter, code, unit, mdl, s.sample.matrix)
         if key not in seen:
-            name = i18n.pick(line.method.name_zh, line.method.name_en, _language(language))
+            name = i18n.pick(line.method.name_zh, line.method.name_en, _language(language)) if line.method else ""
             seen[key] = MethodLine(parameter, code, name, unit, mdl, s.sample.matrix,
-                                   (parameter, code, s.sample.matrix) in flagged)
+                                   (parameter, code, s.sample.matrix) in flagged, field=on_site)
     return tuple(seen.values())
 
 
