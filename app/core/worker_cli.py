@@ -17,6 +17,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 def load_job_handlers() -> None:
     """Import the modules that register job handlers (the worker serves no pages)."""
+    import app.oversight.anomalies  # noqa: F401  anomaly_scan
     import app.reports.issue  # noqa: F401  report.render, report.sign
 
 
