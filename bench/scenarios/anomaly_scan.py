@@ -68,12 +68,12 @@ def digest(fingerprints: dict[str, list[str]]) -> Digest:
                  for code, fps in sorted(fingerprints.items()))
 
 
-def compared_rules(db: Database) -> tuple[list[str], list[str], list[str]]:
-    """(compared, registered without SQL here, SQL without a registered rule)."""
+def compared_rules(db: Database, size: int | None = None) -> tuple[list[str], list[str], list[str]]:
+    """(compared, registered without SQL here or at this size, SQL without a registered rule)."""
     from app.oversight.rules.base import all_rules
 
     registered = {rule.code for rule in all_rules()}
-    with_sql = set(anomaly_sql.available(db.engine.dialect.name))
+    with_sql = set(anomaly_sql.available(db.engine.dialect.name, size))
     return sorted(registered & with_sql), sorted(registered - with_sql), sorted(with_sql - registered)
 
 
@@ -91,9 +91,9 @@ def _prepare(ctx: BenchContext) -> tuple[list[str], Workload]:
     work = generate(ctx.db, ctx.size)
     print(f"\nanomaly_scan: {work.results:,} results, {work.samples:,} samples, {work.batches:,} batches, "
           f"{work.sites} sites written in {time.perf_counter() - started:.1f} s")
-    codes, no_sql, no_rule = compared_rules(ctx.db)
+    codes, no_sql, no_rule = compared_rules(ctx.db, ctx.size)
     print(f"anomaly_scan: compared rules {', '.join(codes) or '(none)'}"
-          + (f"; registered without SQL here: {', '.join(no_sql)}" if no_sql else "")
+          + (f"; registered without SQL here (or at this size): {', '.join(no_sql)}" if no_sql else "")
           + (f"; SQL without a rule yet: {', '.join(no_rule)}" if no_rule else ""))
     return codes, work
 

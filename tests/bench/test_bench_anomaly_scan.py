@@ -51,7 +51,7 @@ def _side(label: str, server_url: str | None) -> tuple[Any, list[dict[str, Any]]
         try:
             prepared = side(BenchContext(db=db, size=SIZE))
             digest = prepared.fingerprint(prepared.timed())
-            codes, _, _ = compared_rules(db)
+            codes, _, _ = compared_rules(db, SIZE)
             return digest, _alarms(db), codes
         finally:
             db.dispose()
