@@ -40,7 +40,7 @@ DEMO_USERS = (
 )
 
 
-DEMO_PARTS = ("instruments", "materials", "sampling", "lab", "analysis", "reports")
+DEMO_PARTS = ("instruments", "materials", "sampling", "lab", "analysis", "reports", "oversight")
 
 
 def load_demo(session: Session, store: FileStore, *, through: str = DEMO_PARTS[-1]) -> list[DemoUser]:
@@ -107,4 +107,9 @@ def load_demo(session: Session, store: FileStore, *, through: str = DEMO_PARTS[-
     from app.reports.demo import load_report_demo  # CMA scope, signatory scopes, reports in every state
 
     load_report_demo(session, users, store, DEMO_PASSWORD)
+    if "oversight" not in parts:
+        return list(DEMO_USERS)
+    from app.oversight.demo import load_oversight_demo  # stations, planted anomalies, interference, inspection
+
+    load_oversight_demo(session, users, store)
     return list(DEMO_USERS)
