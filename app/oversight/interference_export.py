@@ -43,7 +43,8 @@ REQUEST_NAMES = {
 RESPONSE_NAMES = {"refused": N_("Refused"), "complied": N_("Complied"), "escalated": N_("Escalated")}
 STATE_NAMES = {"filed": N_("Filed"), "acknowledged": N_("Acknowledged"), "reported": N_("Reported to an authority")}
 STATE_BADGES = {"filed": "warn", "acknowledged": "muted", "reported": "good"}
-KIND_NAMES = {"supplement": N_("Supplement"), "acknowledged": N_("Acknowledged"), "reported": N_("Reported to an authority")}
+KIND_NAMES = {"supplement": N_("Supplement"), "acknowledged": N_("Acknowledged"),
+              "reported": N_("Reported to an authority")}
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
