@@ -244,3 +244,20 @@ def test_a05_window_judges_whole_quarters_touched(db, lab):
     assert len(scan(db, "A05", batch_ids=(batch.id,))) == 1
     other, _ = digits_batch(lab, ["0.300"], at=datetime(2026, 8, 1, tzinfo=UTC))
     assert scan(db, "A05", batch_ids=(other.id,)) == []
+
+
+def test_a04_compares_numbers_not_texts(db, lab):
+    m = method(lab)
+    batch_of(lab, m, SOURCE, hour=-200)
+    later, _ = batch_of(lab, m, [v + "0" for v in SOURCE], hour=-100)  # 0.5120 is 0.512
+    [f] = scan(db, "A04")
+    assert f.batch_id == later.id and f.evidence["kind"] == "equal"
+
+
+def test_scaled_values_compare_exactly():
+    from app.oversight.rules.copying import scaled
+
+    assert scaled("0.5") == scaled("0.50") == scaled("5E-1") and hash(scaled("0.5")) == hash(scaled("5E-1"))
+    assert scaled("-0.125") == -125_000_000 and scaled("12") == 12_000_000_000
+    assert scaled("0.0000000001") != scaled("0.0000000002") and scaled("0.0000000001") != 0
+    assert scaled("0.634") - scaled("0.512") == scaled("0.784") - scaled("0.662")

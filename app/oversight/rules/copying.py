@@ -34,6 +34,7 @@ from app.oversight.rules.qc_too_good import (
     sample_numbers,
     sample_sites,
     shown,
+    streaming,
     user_names,
 )
 
@@ -165,6 +166,18 @@ A04_WORDING = ("≥ run consecutive results of a batch (sample positions in orde
                "(DOMAIN.md §7 A04)")
 
 SLOT = 1 << 24  # a window's place stored as batch id × SLOT + index in the batch's series
+SCALE = 9  # values compared as integers in units of 10⁻⁹ (exact; a finer value stays a Decimal)
+
+
+def scaled(text: str) -> int | Decimal:
+    """The value of a Decimal text in units of 10⁻⁹, exactly: an int read off the text when it
+    has at most 9 decimals (most do; ints hash and subtract far faster than Decimals), else the
+    scaled Decimal (equal numbers still compare and hash equal)."""
+    if "E" not in text and "e" not in text:
+        whole, _, fraction = text.partition(".")
+        if len(fraction) <= SCALE:
+            return int(whole + fraction.ljust(SCALE, "0"))
+    return D(text).scaleb(SCALE)
 
 
 @dataclass
@@ -174,6 +187,7 @@ class Series:
     parameter: str
     batch_id: int
     values: list[Decimal | None] = field(default_factory=list)  # None: below the MDL (breaks the series)
+    keys: list[int | Decimal | None] = field(default_factory=list)  # the values `scaled`, as compared
     positions: list[int] = field(default_factory=list)
     samples: list[int] = field(default_factory=list)
 
@@ -190,23 +204,19 @@ class Copy:
     kind: str  # equal | shift
 
 
-def _windows(values: list[Decimal | None], k: int) -> Iterator[tuple[int, int, int]]:
+def _windows(values: list[int | Decimal | None], k: int) -> Iterator[tuple[int, int, int]]:
     """(start, hash of the k values, hash of their k − 1 differences) of each window without a
-    value below the MDL and not one value repeated."""
-    run_start = 0
-    for end in range(len(values)):
-        if values[end] is None:
-            run_start = end + 1
-            continue
-        start = end - k + 1
-        if start < run_start:
-            continue
-        window = values[start:end + 1]
-        first = window[0]
-        if all(v == first for v in window):
-            continue
-        diffs = tuple(window[t + 1] - window[t] for t in range(k - 1))  # type: ignore[operator]
-        yield start, hash(tuple(window)), hash(diffs)
+    value below the MDL and not one value repeated. Each value and difference is hashed once
+    (scaled: equal numbers such as 0.5 and 0.50 hash equal)."""
+    diffs = [None if a is None or b is None else b - a for a, b in zip(values, values[1:], strict=False)]
+    present = 0  # values since the last one below the MDL
+    for end, value in enumerate(values):
+        present = present + 1 if value is not None else 0
+        if present >= k:
+            start = end - k + 1
+            steps = tuple(diffs[start:end])
+            if any(steps):
+                yield start, hash(tuple(values[start:end + 1])), hash(steps)
 
 
 def _runs(matches: list[tuple[int, int]], k: int) -> list[tuple[int, int, int]]:
@@ -255,15 +265,25 @@ class CopiedSeries(AnomalyRule):
             stmt = stmt.where(r.parameter.in_(params))
         rules = reporting_rules(session)
         series: Series | None = None
-        for parameter, batch_id, position_id, sample_id, text, below, version in session.connection().execute(
-                stmt, execution_options=STREAM):
+        mdl: int | Decimal | None = None
+        rule_of = None
+        rows = streaming(session).connection().execute(stmt, execution_options=STREAM)
+        for parameter, batch_id, position_id, sample_id, text, below, version in rows:
             if series is None or series.batch_id != batch_id or series.parameter != parameter:
                 if series is not None:
                     yield series
                 series = Series(parameter, batch_id)
-            value = D(text)
-            rule = rules.get((version, parameter), NO_RULE)
-            series.values.append(None if rule.below_mdl(value, below) else value)
+            if rule_of != (version, parameter):
+                rule_of = (version, parameter)
+                limit = rules.get(rule_of, NO_RULE).mdl
+                mdl = None if limit is None else scaled(str(limit))
+            key = scaled(text)
+            if below or (mdl is not None and key < mdl):
+                series.values.append(None)
+                series.keys.append(None)
+            else:
+                series.values.append(D(text))
+                series.keys.append(key)
             series.positions.append(position_id)
             series.samples.append(sample_id)
         if series is not None:
@@ -289,7 +309,7 @@ class CopiedSeries(AnomalyRule):
         for series in self._stream(session, window):
             if series.parameter != parameter:
                 parameter, equal, shifted = series.parameter, {}, {}
-            windows = list(_windows(series.values, k))
+            windows = list(_windows(series.keys, k))
             if judged_batches is None or series.batch_id in judged_batches:
                 equal_runs = _runs([(s, equal[h]) for s, h, _ in windows if h in equal], k)
                 covered = {i for s, _, n in equal_runs for i in range(s, s + n)}
@@ -511,8 +531,8 @@ class DigitPreference(AnomalyRule):
                           rows.c.value, rows.c.below_mdl))
         rules = reporting_rules(session)
         found: dict[tuple[int, str, int], Quarter] = {}
-        for analyst_id, parameter, version, index, value, below, n, in_window_ in session.connection().execute(
-                stmt, execution_options=STREAM):
+        rows = streaming(session).connection().execute(stmt, execution_options=STREAM)
+        for analyst_id, parameter, version, index, value, below, n, in_window_ in rows:
             rule = rules.get((version, parameter), NO_RULE)
             if index >= len(quarters) or rule.below_mdl(D(value), below):
                 continue
