@@ -37,6 +37,7 @@ from app.people.models import User
 from app.reports import scopes
 from app.reports.content import load_content
 from app.reports.models import Report, ReportState
+from app.samples.field import signed_field_readings
 from app.samples.models import Sample, SampleParameter
 from app.sites import models as _site_models  # noqa: F401  (the sample's site tables, for the mappers)
 from tests.e2e.conftest import DEMO_PASSWORD, DESKTOP, PHONE, ROOT, sign_in
@@ -65,7 +66,8 @@ def _user(session, username: str) -> User:
 @pytest.fixture(scope="module")
 def samples(server_db) -> list[str]:
     """Two demo samples in analysis with results in a QC-passed signed batch; what the demo did
-    not analyse is recorded as not analysed, so they are ready to report."""
+    not analyse (and the sampler did not read on site) is recorded as not analysed, so they are
+    ready to report."""
     with server_db.transaction() as session:
         rows = session.execute(
             select(Sample, AnalysisBatch.method_version_id)
@@ -89,6 +91,8 @@ def samples(server_db) -> list[str]:
                 .join(BatchPosition, BatchPosition.id == AnalysisResult.position_id)
                 .where(AnalysisResult.sample_id == sample.id, BatchPosition.role == "sample",
                        AnalysisBatch.state == "submitted")))
+            # the sampler's signed field readings (WT, pH, DO, EC) print on the report as they stand
+            done |= {parameter for _, parameter in signed_field_readings(session, [sample.id])}
             for parameter in session.scalars(select(SampleParameter.parameter)
                                              .where(SampleParameter.sample_id == sample.id)):
                 if parameter not in done:
