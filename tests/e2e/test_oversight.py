@@ -144,6 +144,7 @@ def _acknowledge(walk: Walk, record_no: str) -> None:
     page = walk.as_("quality")
     page.goto(f"/oversight/interference/{record_no}")
     walk.expect(CADRE in page.inner_text("main"), "the quality manager does not see the interferer's name")
+    page.click("details#acknowledge > summary")
     page.fill(f"form[action$='/{record_no}/acknowledge'] textarea[name=text]", "已阅，请采样组将现场照片归档。")
     status = submit(page, f"form[action$='/{record_no}/acknowledge']")
     walk.expect(status == 200 and page.locator("[data-state=acknowledged]").count() == 1,
@@ -182,6 +183,7 @@ def _dispose(walk: Walk) -> str:
     status = submit(page, dismiss)
     walk.expect(status == 422 and "原因" in alert_text(page),
                 f"a dismissal without a reason answered {status}: {alert_text(page)!r}")
+    walk.pages["quality"][1].take()  # the 422 of that post is the console's only complaint
     page.goto(f"/oversight/alarms/{alarm_no}")
     investigate = f"form[action$='/{alarm_no}/investigate']"
     page.fill(f"{investigate} textarea[name=reason]", "核对原始记录与交接记录，询问当事人。")
@@ -243,8 +245,9 @@ def _inspect(walk: Walk, alarm_no: str) -> None:
         }
         const button = document.createElement('button');
         button.type = 'submit';
+        button.textContent = '排除';
         form.appendChild(button);
-        document.body.appendChild(form);
+        (document.querySelector('main') || document.body).appendChild(form);
     }""", [alarm_no, token])
     status = submit(page, "#inspector-dismiss")
     text = page.inner_text("body")
