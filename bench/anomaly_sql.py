@@ -35,7 +35,8 @@ of a position × parameter is the one with no newer revision):
   e-signature; for signed batches every late entry is listed: whether the signature still holds
   is the signature service's question, which the bench data never asks).
 - A10: analysis start − collection > the clock's allowed hours, no deviation for the parameter.
-- A11: revisions entered after the first signed check of a report covering the sample.
+- A11: revisions entered after the last signed check (before them) of a report covering the
+  sample, unless a level returned that report in between.
 - A12: off-hours entries (lab time) per user, min(seq) over a RANGE frame of bulk_minutes gives
   each entry's burst reach, a new burst where the reach passes the previous trigger; back-dated
   first entries per batch × enterer.
@@ -594,14 +595,19 @@ def changed_after_review(conn: Connection, limits: Limits, ctx: Ctx) -> set[str]
     from app.reports.models import ReviewLevel, ReviewOutcome
 
     sql = """
-        WITH checked AS (
-            SELECT rs.sample_id, min(a.acted_at) AS checked_at FROM report_sample rs
-            JOIN review_act a ON a.report_id = rs.report_id
-            WHERE a.level = :level AND a.outcome = :outcome GROUP BY rs.sample_id)
-        SELECT r.id FROM analysis_result r JOIN checked c ON c.sample_id = r.sample_id
-        WHERE r.revision > 1 AND r.entered_at > c.checked_at AND r.entered_at <= :until"""
+        WITH late AS (
+            SELECT r.id, r.sample_id, r.entered_at,
+                   (SELECT max(a.acted_at) FROM review_act a JOIN report_sample rs ON rs.report_id = a.report_id
+                     WHERE rs.sample_id = r.sample_id AND a.level = :level AND a.outcome = :outcome
+                       AND a.acted_at < r.entered_at) AS checked_at
+            FROM analysis_result r WHERE r.revision > 1 AND r.sample_id IS NOT NULL AND r.entered_at <= :until)
+        SELECT l.id FROM late l WHERE l.checked_at IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM review_act a JOIN report_sample rs ON rs.report_id = a.report_id
+             WHERE rs.sample_id = l.sample_id AND a.outcome = :returned
+               AND a.acted_at > l.checked_at AND a.acted_at <= l.entered_at)"""
     return {str(rid) for (rid,) in conn.execute(text(sql), {
-        "until": ctx.at(ctx.until), "level": ReviewLevel.CHECK.value, "outcome": ReviewOutcome.SIGNED.value})}
+        "until": ctx.at(ctx.until), "level": ReviewLevel.CHECK.value, "outcome": ReviewOutcome.SIGNED.value,
+        "returned": ReviewOutcome.RETURNED.value})}
 
 
 @sql_rule("A12")

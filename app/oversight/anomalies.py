@@ -528,9 +528,11 @@ def not_found(alarm_no: str) -> NotFound:
 
 
 def alarm_checklist(session: Session, report: Any, content: Any) -> list[Any]:
-    """"Open anomaly alarms" of the report's samples: fail while a blocking rule's alarm is open or
-    under investigation, warn for a non-blocking one and for confirmed ones (with what was done),
-    dismissed ones listed with their reason. Two queries, whatever the number of samples."""
+    """"Open anomaly alarms" of the report's samples. An open (or investigating) alarm of a blocking
+    rule must be disposed of before issue (DOMAIN.md §7): it fails the checklist at approval (签发)
+    and warns, saying so, at check and review, so 校核 and 审核 go on while the quality manager
+    investigates. Non-blocking open alarms and confirmed ones (with what was done) warn; dismissed
+    ones are listed with their reason. Two queries, whatever the number of samples."""
     from app.reports.checklist import FAIL, OK, WARN, item
     from app.reports.models import ReportSample
     from app.samples.models import Sample
@@ -572,6 +574,11 @@ def alarm_checklist(session: Session, report: Any, content: Any) -> list[Any]:
         else:
             reason = step.reason if step else ""
             notes.append((f"{head_zh}：已排除（{reason}）", f"{head_en}: dismissed ({reason})"))
+    from app.reports.models import ReportState
+
+    if fails and report.state not in (ReportState.REVIEWED.value, ReportState.APPROVED.value):
+        warns = [(f"{zh}（签发前须处置）", f"{en} (to be disposed of before issue)") for zh, en in fails] + warns
+        fails = []
     status = FAIL if fails else WARN if warns else OK
     return [item("alarms", status, fails + warns + notes, title="Open anomaly alarms", title_zh="无未处置的异常报警")]
 

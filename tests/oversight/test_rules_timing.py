@@ -209,27 +209,35 @@ def _report(db, lab, samples, *acts: tuple[str, str, datetime]) -> Report:
         return report
 
 
-def test_a11_revision_after_the_check_even_if_returned_later(lab, db):
+def test_a11_revision_after_the_check_unless_it_answers_a_return(lab, db):
     m = method(lab)
-    s1, s2, s3 = lab.samples(3)
+    s1, s2, s3, s4, s5 = lab.samples(5)
     batch = lab.batch(m, started_at=lab.t(-24))
-    firsts = {s.id: lab.result(batch, s, "NH3-N", "0.5") for s in (s1, s2, s3)}
-    report = _report(db, lab, [s1, s2], ("check", "signed", lab.t(-12)), ("review", "returned", lab.t(-11)))
+    firsts = {s.id: lab.result(batch, s, "NH3-N", "0.5") for s in (s1, s2, s3, s4, s5)}
+
+    def revise(sample, at, reason):
+        return lab.result(batch, lab._position_of(batch, sample), "NH3-N", "0.6", revision=2,
+                          supersedes=firsts[sample.id], entered_at=at, reason=reason)
+
+    report = _report(db, lab, [s1, s2], ("check", "signed", lab.t(-12)))
     _report(db, lab, [s3], ("check", "returned", lab.t(-12)))  # returned at check: never checked
-    revised = lab.result(batch, lab._position_of(batch, s1), "NH3-N", "0.6", revision=2, supersedes=firsts[s1.id],
-                         entered_at=lab.t(-10), reason="recalculated after the review returned it")
-    lab.result(batch, lab._position_of(batch, s2), "NH3-N", "0.6", revision=2, supersedes=firsts[s2.id],
-               entered_at=lab.t(-13), reason="corrected before the check")  # before the check: normal
-    lab.result(batch, lab._position_of(batch, s3), "NH3-N", "0.6", revision=2, supersedes=firsts[s3.id],
-               entered_at=lab.t(-10), reason="corrected after the check returned it")
+    _report(db, lab, [s4], ("check", "signed", lab.t(-12)), ("review", "returned", lab.t(-11)))
+    later = _report(db, lab, [s5], ("check", "signed", lab.t(-12)), ("review", "returned", lab.t(-11)),
+                    ("check", "signed", lab.t(-9)))
+    silent = revise(s1, lab.t(-10), "recalculated after the check, nobody asked")
+    revise(s2, lab.t(-13), "corrected before the check")  # before the check: normal
+    revise(s3, lab.t(-10), "corrected after the check returned it")
+    revise(s4, lab.t(-10), "corrected as the reviewer's return asked")  # answers the return: review restarts
+    after_recheck = revise(s5, lab.t(-8), "changed after the report was checked again")
 
     found = scan(db, "A11")
 
-    assert [f.key for f in found] == [str(revised.id)]
-    f = found[0]
+    assert sorted(f.key for f in found) == sorted([str(silent.id), str(after_recheck.id)])
+    f = next(f for f in found if f.key == str(silent.id))
     assert f.evidence["report_no"] == report.report_no and f.evidence["revision"] == 2
     assert f.sample_ids == (s1.id,) and s1.sample_no in f.summary_zh and report.report_no in f.summary_en
     assert f.responsible_user_id == lab.users["analyst"].id
+    assert next(f for f in found if f.key == str(after_recheck.id)).evidence["report_no"] == later.report_no
 
 
 def test_a11_one_finding_per_revision_and_window(lab, db):

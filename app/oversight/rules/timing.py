@@ -19,8 +19,9 @@ Keys (stable across rescans):
 - A10 "<sample>:<parameter>:<batch>": analysis start (batch started_at, else measured_at) −
   collection (sample collected_at, else the clock's start) > HoldingClock.allowed_hours, no
   HoldingDeviation of that sample × parameter; clocks without allowed_hours are not judged.
-- A11 "<result id>": a revision (revision ≥ 2) entered after the earliest signed `check` act of
-  any report covering the sample (a later return does not undo it).
+- A11 "<result id>": a revision (revision ≥ 2) entered after a signed `check` act of a report
+  covering the sample, unless a level returned that report between the last such check and the
+  revision (the revision is then the correction review asked for, and review restarts over it).
 - A12 "bulk:<user>:<first result id of the burst>": ≥ bulk_count entries (any revision) by one
   user within bulk_minutes, each outside day_start–day_end or on a Saturday/Sunday, lab time;
   overlapping windows make one burst; "backdate:<batch>:<user>": first entries (revision 1)
@@ -39,7 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, and_, cast, exists, func, literal_column, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.analysis.models import AnalysisBatch, AnalysisResult, BatchPosition
 from app.core.labtime import lab_calendar
@@ -325,19 +326,37 @@ class ChangedAfterReview(AnomalyRule):
     on_submission = True
 
     def find(self, session: Session, window: ScanWindow, limits: Limits) -> Iterator[Finding]:
-        checked = (
-            select(ReportSample.sample_id, func.min(ReviewAct.acted_at).label("checked_at"))
-            .join(ReviewAct, ReviewAct.report_id == ReportSample.report_id)
-            .where(ReviewAct.level == ReviewLevel.CHECK.value, ReviewAct.outcome == ReviewOutcome.SIGNED.value)
-            .group_by(ReportSample.sample_id).subquery()
-        )
         r = AnalysisResult
-        rows = session.execute(
+        # the last check signed on a report covering the sample before the revision was entered...
+        check, covered = aliased(ReviewAct), aliased(ReportSample)
+        checked_at = (
+            select(func.max(check.acted_at))
+            .join(covered, covered.report_id == check.report_id)
+            .where(covered.sample_id == r.sample_id, check.level == ReviewLevel.CHECK.value,
+                   check.outcome == ReviewOutcome.SIGNED.value, check.acted_at < r.entered_at)
+            .correlate(r).scalar_subquery()
+        )
+        # ...unless a level returned that report afterwards: the revision answers the return (the
+        # correction review asked for, with its reason), and review restarts over the new data
+        returned, returned_covers = aliased(ReviewAct), aliased(ReportSample)
+        answered = (
+            exists().where(returned_covers.report_id == returned.report_id, returned_covers.sample_id == r.sample_id,
+                           returned.outcome == ReviewOutcome.RETURNED.value, returned.acted_at > checked_at,
+                           returned.acted_at <= r.entered_at)
+            .correlate(r)
+        )
+        candidates = (
             select(r.id, r.batch_id, r.sample_id, r.parameter, r.revision, r.reason, r.entered_at, r.entered_by_id,
-                   checked.c.checked_at)
-            .join(checked, checked.c.sample_id == r.sample_id)
-            .where(r.revision > 1, r.entered_at > checked.c.checked_at, entered_in(window))
-            .order_by(r.id)).all()
+                   checked_at.label("checked_at"))
+            .where(r.revision > 1, r.sample_id.is_not(None), entered_in(window))
+            .subquery()
+        )
+        rows = [x for x in session.execute(
+            select(candidates).where(candidates.c.checked_at.is_not(None)).order_by(candidates.c.id)).all()]
+        if rows:
+            kept = set(session.scalars(
+                select(r.id).where(r.id.in_([x.id for x in rows]), ~answered)))
+            rows = [x for x in rows if x.id in kept]
         if not rows:
             return
         names = samples_named(session, {x.sample_id for x in rows})
