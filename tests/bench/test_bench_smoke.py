@@ -17,7 +17,7 @@ from bench.runner import main
 ROOT = Path(__file__).resolve().parents[2]
 ROW_KEYS = {"scenario", "ours_s", "baseline_s", "ratio", "target"}
 SIZE = "2500"  # > 2 transactions of 1,000 appends, 125 instruments; a second or two per engine
-TARGETS = {"audit_append": 3, "audit_verify": 3, "forward_traceability": 2, "holding_worklist": 3,
+TARGETS = {"anomaly_scan": 3, "audit_append": 3, "audit_verify": 3, "forward_traceability": 2, "holding_worklist": 3,
            "import_results": 5, "instrument_status": 2, "label_pdf": 1.5, "receive_scan": 3, "register_samples": 5,
            "report_render": 1.5, "report_sign": 1.2}
 
