@@ -8,6 +8,7 @@ kernel for every mutating route. The walkers here are also used by tests/test_er
 from __future__ import annotations
 
 import io
+import json
 import re
 import tempfile
 from datetime import timedelta
@@ -22,7 +23,7 @@ from sqlalchemy import func, select
 from app.core.audit import AuditEvent
 from app.core.auth import PUBLIC, SAFE_METHODS, declared_permission, iter_api_routes, require
 from app.core.db import utcnow
-from app.core.permissions import READ_PERMISSIONS, ROLE_PERMISSIONS, Permission
+from app.core.permissions import INSPECTOR_OWN_PERMISSIONS, READ_PERMISSIONS, ROLE_PERMISSIONS, Permission
 from app.core.roles import Role
 from app.people import service
 from app.people.models import User
@@ -55,6 +56,14 @@ PERSONAL_ROUTES = {
     ("POST", "/account/tokens/{token_id}/revoke"),
 }
 
+# An inspector's own records (issue 10): inspections drawn and their findings, never a lab record.
+INSPECTOR_ROUTES = {
+    ("POST", "/oversight/inspections/new"),
+    ("POST", "/oversight/inspections/{inspection_no}/findings"),
+    ("POST", "/oversight/inspections/{inspection_no}/close"),
+    ("POST", "/api/v1/inspections"),
+}
+
 KNOWN_PERMISSIONS = {p.value for p in Permission} | {PUBLIC}
 
 
@@ -80,6 +89,8 @@ OWN_KIND_IDS: tuple[tuple[str, dict[str, str]], ...] = (
     ("/methods/", {"code": "method_code"}),
     ("/curves/", {"code": "curve_code"}),
     ("/limits/", {"code": "limit_code"}),
+    ("/oversight/anomaly-rules/", {"code": "rule_code"}),
+    ("/oversight/audit/entity/", {"entity_type": "audit_entity_type", "entity_id": "user_id"}),
 )
 
 
@@ -191,7 +202,45 @@ def make_objects(db, users, data_path: Path | None = None) -> dict[str, Any]:
              **make_site_objects(db, users), **make_plan_objects(db, users),
              **make_field_objects(db, users, data_path), **make_lab_objects(db, users)}
     return {**found, **make_analysis_objects(db, users, data_path, found["barcode"]),
-            **make_report_objects(db, users, data_path)}
+            **make_report_objects(db, users, data_path), **make_oversight_objects(db, users, data_path)}
+
+
+def make_oversight_objects(db, users, data_path: Path) -> dict[str, Any]:
+    """Issue 10: an interference record with an attachment, an anomaly alarm, and an inspection
+    over the issued report with a finding (make_report_objects runs first)."""
+    from app.instruments.service import Upload
+    from app.oversight import inspections, interference
+    from app.oversight.models import AlarmSample, AnomalyAlarm
+    from app.samples.models import Sample
+
+    now = utcnow()
+    with db.transaction() as session:
+        filer = session.get(User, users["analyst"].id)
+        record = interference.file_interference(
+            session, filer, interference.InterferenceInput(
+                interferer_name="某区领导", channel="phone", request_kind="alter_data",
+                what_was_asked="要求降低氨氮结果", lab_response="refused", occurred_at=now - timedelta(hours=2)),
+            [Upload(io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "note.pdf")])
+        attachment_id = interference.record_detail(session, filer, record.record_no).attachments[0][0].id
+        alarm = AnomalyAlarm(alarm_no="YC26-99999", rule_code="A06", rule_version=0, fingerprint="f" * 64,
+                             summary_zh="氨氮大于总氮", summary_en="NH3-N above TN", evidence="{}", parameter="NH3-N",
+                             responsible_user_id=users["analyst"].id, raised_at=now)
+        session.add(alarm)
+        session.flush()
+        sample_id = session.scalars(select(Sample.id).order_by(Sample.id)).first()
+        if sample_id is not None:
+            session.add(AlarmSample(alarm_id=alarm.id, sample_id=sample_id))
+        inspector = session.get(User, users["inspector"].id)
+        today = db.calendar.today()
+        drawn = inspections.draw_inspection(session, inspector, title="双随机抽查", target="reports",
+                                            period_from=today - timedelta(days=2), period_to=today + timedelta(days=1),
+                                            scope=None, size=1, seed="0" * 32)
+        report_id = json.loads(drawn.picked)[0]
+        finding = inspections.record_finding(session, inspector, drawn, "report", report_id, "observation",
+                                             "原始记录可追溯")
+        return {"record_no": record.record_no, "attachment_id": attachment_id, "alarm_no": alarm.alarm_no,
+                "inspection_no": drawn.inspection_no, "finding_id": finding.id, "rule_code": "A06",
+                "audit_entity_type": "app_user"}
 
 
 def make_report_objects(db, users, data_path: Path) -> dict[str, Any]:
@@ -486,6 +535,9 @@ def test_the_exceptions_for_the_inspector_are_exactly_the_personal_routes(app):
     change anything, and `account.own` is never a lab record. POST /login is public."""
     personal = {e.key for e in endpoints(app) if e.permission == Permission.OWN_ACCOUNT.value and e.mutating}
     assert personal == PERSONAL_ROUTES
+    own = {e.key for e in endpoints(app)
+           if e.permission in {p.value for p in INSPECTOR_OWN_PERMISSIONS} and e.mutating}
+    assert own == INSPECTOR_ROUTES
     public_mutating = {e.key for e in endpoints(app) if e.is_public and e.mutating}
     assert public_mutating == {("POST", "/login"), ("POST", "/verify/{token}")}
 
@@ -496,7 +548,8 @@ def test_the_inspector_changes_nothing_on_any_mutating_route(app, client, users,
     before = audit_count(db)
     refused, wrong = [], []
     for endpoint in endpoints(app):
-        if not endpoint.mutating or endpoint.key in PERSONAL_ROUTES or endpoint.is_public:
+        if (not endpoint.mutating or endpoint.key in PERSONAL_ROUTES | INSPECTOR_ROUTES
+                or endpoint.is_public):
             continue
         ids = {**objects, "grant_id": objects["grant_id"]}
         if endpoint.path.endswith("/end"):
@@ -547,7 +600,7 @@ def test_the_inspector_reads_every_page(app, client, users, objects):
             continue
         params = {"code": "AUD-1"} if "code" in endpoint.query else None
         response = client.get(endpoint.url(objects), params=params)
-        if Permission(endpoint.permission) in READ_PERMISSIONS | {Permission.OWN_ACCOUNT}:
+        if Permission(endpoint.permission) in READ_PERMISSIONS | {Permission.OWN_ACCOUNT} | INSPECTOR_OWN_PERMISSIONS:
             expected_ok = response.status_code == 200 or (
                 response.status_code == 303 and not response.headers["location"].startswith("/login")
             )

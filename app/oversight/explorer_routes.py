@@ -65,8 +65,8 @@ def entity_lookup(entity_type: Annotated[str, Query(max_length=64)] = "",
     """The lookup form's GET: to the entity's own address."""
     from urllib.parse import quote
 
-    if not entity_type.strip() or not entity_id.strip():
-        raise InvalidInput(detail="请填写实体类型与编号 / give the entity type and id")
+    if not entity_type.strip() or not entity_id.strip():  # nothing to look up: back to the form
+        return RedirectResponse("/oversight/audit/explorer", status_code=303)
     return RedirectResponse(f"/oversight/audit/entity/{quote(entity_type.strip(), safe='')}/"
                             f"{quote(entity_id.strip(), safe='')}", status_code=303)
 

@@ -165,7 +165,8 @@ def test_history_page_refuses_an_analyst_and_ugly_input(client, db, users):
     assert client.get("/oversight/audit/entity/sample/1?before=0").status_code == 422
     assert client.get(f"/oversight/audit/entity/sample/{'9' * 70}").status_code == 422
     assert client.get("/oversight/audit/entity/sample/1?before=abc").status_code == 422
-    assert client.get("/oversight/audit/entity?entity_type=&entity_id=").status_code == 422
+    empty = client.get("/oversight/audit/entity?entity_type=&entity_id=")
+    assert empty.status_code == 303 and empty.headers["location"] == "/oversight/audit/explorer"
     found = client.get("/oversight/audit/entity?entity_type=sample&entity_id=1")
     assert found.status_code == 303 and found.headers["location"] == "/oversight/audit/entity/sample/1"
     assert client.get("/oversight/audit/explorer").status_code == 200
