@@ -11,6 +11,7 @@ scan of the last 30 days as a job). API: `/api/v1/alarms` (list), `/api/v1/alarm
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -101,13 +102,34 @@ def _detail_page(request: Request, session: Session, alarm_no: str, *, error: Do
         "open": detail.alarm.state in anomalies.OPEN_STATES}, error=error)
 
 
-def _evidence_rows(evidence: dict[str, Any]) -> list[tuple[str, str]]:
-    """The evidence as name/value lines: nested values as compact JSON."""
+@dataclass(frozen=True)
+class EvidenceRow:
+    """One line of an alarm's evidence: a text, or a small table when the value is a list of
+    records (the values a rule compared, one row each) or a mapping (thresholds)."""
+
+    name: str
+    text: str = ""
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _evidence_rows(evidence: dict[str, Any]) -> list[EvidenceRow]:
     rows = []
     for name in sorted(evidence):
         value = evidence[name]
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-        rows.append((name, text))
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            columns = tuple(dict.fromkeys(k for v in value for k in v))
+            rows.append(EvidenceRow(name, columns=columns,
+                                    rows=tuple(tuple(_cell(v.get(c, "")) for c in columns) for v in value)))
+        elif isinstance(value, dict) and value:
+            columns = tuple(value)
+            rows.append(EvidenceRow(name, columns=columns, rows=(tuple(_cell(value[c]) for c in columns),)))
+        else:
+            rows.append(EvidenceRow(name, _cell(value)))
     return rows
 
 

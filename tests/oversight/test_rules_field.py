@@ -79,7 +79,8 @@ def test_a18_field_duplicate_beyond_the_default_20_percent(db, lab):
     f = findings[0]
     assert set(f.sample_ids) == {original.id, dup.id}
     result = f.evidence["results"][0]
-    assert result["limit_pct"] == "20" and result["limit_from"] == "default" and result["rd_pct"].startswith("23.0")
+    assert result["limit_pct"] == "20" and result["limit_from"] == "default"
+    assert result["rd_pct"] == "23.1"  # judged on the exact RD, shown to 0.1 %
 
 
 def test_a18_field_duplicate_just_inside_the_limit(db, lab):

@@ -163,8 +163,9 @@ class CustodyAndFieldQc(AnomalyRule):
             limits = [(D(level), D(limit)) for level, limit in json.loads(rd_limits or "[]")]
             level = numbers.mean([first, value])
             limit = numbers.rd_limit_pct(level, limits) if limits else default_pct
-            if rd > limit:
-                failed[sid].append((parameter, value, first, rd, limit, "method" if limits else "default", unit, bid,
+            if rd > limit:  # judged on the exact RD; shown to 0.1 %
+                shown = rd.quantize(D("0.1"))
+                failed[sid].append((parameter, value, first, shown, limit, "method" if limits else "default", unit, bid,
                                     _aware(entered_at), sampler, of_id))
         if not failed:
             return
