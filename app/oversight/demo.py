@@ -34,6 +34,7 @@ the oversight demo is there.
 from __future__ import annotations
 
 import io
+import math
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -91,7 +92,7 @@ INTERFERENCE_SITE = "JC-W07"
 REPORTED_TO = "江城市生态环境局纪检监察组"
 
 INSPECTION_SEED = "sjsj-2026-jc-demo-01"
-INSPECTION_TITLE = "2026 年第四季度“双随机”监督检查：监测报告抽查 / Random inspection Q4 2026: issued reports"
+INSPECTION_TITLE = "第四季度“双随机”抽查：监测报告 / Q4 random inspection: reports"
 
 
 def _clock() -> DemoClock:
@@ -325,6 +326,15 @@ def _elevated_moment(session: Session) -> datetime | None:
 
 USUAL = {("JC-W07", "NH3-N"): D("1.25"), ("JC-W07", "TP"): D("0.24"), ("JC-W08", "NH3-N"): D("0.55"),
          ("JC-W08", "TP"): D("0.14")}
+# what else the stations measure (no laboratory result to compare with: the field meter reads
+# WT/pH/DO/EC, and the client dropped CODMn and TN): site's usual level, unit, decimals, diurnal swing
+MORE = {"WT": ({"JC-W07": "16.5", "JC-W08": "15.8"}, "℃", 1, "0.05"),
+        "pH": ({"JC-W07": "7.62", "JC-W08": "7.85"}, "无量纲", 2, "0.01"),
+        "DO": ({"JC-W07": "6.8", "JC-W08": "8.4"}, "mg/L", 2, "0.08"),
+        "EC": ({"JC-W07": "468", "JC-W08": "322"}, "μS/cm", 0, "0.02"),
+        "CODMn": ({"JC-W07": "5.2", "JC-W08": "3.4"}, "mg/L", 2, "0.03"),
+        "TN": ({"JC-W07": "3.10", "JC-W08": "1.45"}, "mg/L", 3, "0.03")}
+STATION_PARAMETERS = (*STATION_PARAMETERS, *MORE)
 
 
 def station_csv(demo: _Oversight, until: datetime) -> tuple[bytes, datetime | None]:
@@ -338,8 +348,11 @@ def station_csv(demo: _Oversight, until: datetime) -> tuple[bytes, datetime | No
     lines = ["站点,项目,时间,数值,单位"]
     for site in STATION_SITES:
         for parameter in STATION_PARAMETERS:
-            points = _manual(session, site, parameter)
             rng = random.Random(f"{SEED}|station|{site}|{parameter}")
+            if parameter in MORE:
+                lines += _more_lines(site, parameter, first, hours, rng, tz)
+                continue
+            points = _manual(session, site, parameter)
             for n in range(hours + 1):
                 moment = first + timedelta(hours=n)
                 local = moment.astimezone(tz)
@@ -353,6 +366,24 @@ def station_csv(demo: _Oversight, until: datetime) -> tuple[bytes, datetime | No
                     elevated_hour = elevated_hour or moment
                 lines.append(f"{site},{parameter},{local:%Y-%m-%d %H:%M},{value.quantize(D('0.001'))},mg/L")
     return ("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"), elevated_hour
+
+
+def _more_lines(site: str, parameter: str, first: datetime, hours: int, rng: random.Random, tz) -> list[str]:  # noqa: ANN001
+    """Hourly readings of a parameter no laboratory result is compared with: the usual level,
+    a day-to-day drift, a swing over the day (warmest and most oxygen in the afternoon)."""
+    usual, unit, decimals, swing = MORE[parameter]
+    level, step = D(usual[site]), D(1).scaleb(-decimals)
+    lines = []
+    drift = D(1)
+    for n in range(hours + 1):
+        moment = first + timedelta(hours=n)
+        local = moment.astimezone(tz)
+        if local.hour == 0:
+            drift = min(max(drift * D(f"{rng.uniform(0.985, 1.015):.4f}"), D("0.9")), D("1.1"))
+        phase = D(str(math.cos((local.hour - 15) / 24 * 2 * math.pi)))
+        value = level * drift * (1 + D(swing) * phase) * D(f"{rng.uniform(0.995, 1.005):.4f}")
+        lines.append(f"{site},{parameter},{local:%Y-%m-%d %H:%M},{value.quantize(step)},{unit}")
+    return lines
 
 
 def _station_import(demo: _Oversight) -> None:

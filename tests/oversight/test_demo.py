@@ -20,7 +20,15 @@ from app.core.audit import AuditEvent, verify_chain
 from app.core.db import utcnow
 from app.core.files import StoredFile
 from app.oversight import interference
-from app.oversight.demo import INSPECTION_SEED, OFFICIAL, REPORTED_TO, STATION_FILE, inspection_period
+from app.oversight.demo import (
+    INSPECTION_SEED,
+    OFFICIAL,
+    REPORTED_TO,
+    STATION_FILE,
+    STATION_PARAMETERS,
+    STATION_SITES,
+    inspection_period,
+)
 from app.oversight.inspections import picked_ids, verify_draw
 from app.oversight.models import (
     AlarmDisposition,
@@ -102,7 +110,8 @@ def test_station_readings_agree_with_the_manual_results_but_once(oversight_db: D
         assert session.get(StoredFile, imported.file_id).filename == STATION_FILE
         pairs = set(session.execute(select(Site.code, StationReading.parameter).distinct()
                                     .join(Site, Site.id == StationReading.site_id)).all())
-        assert pairs == {("JC-W07", "NH3-N"), ("JC-W07", "TP"), ("JC-W08", "NH3-N"), ("JC-W08", "TP")}
+        assert pairs == {(site, parameter) for site in STATION_SITES for parameter in STATION_PARAMETERS}
+        assert {"NH3-N", "TP"} <= set(STATION_PARAMETERS)
         a13 = [a for a in _alarms(session) if a.rule_code == "A13"]
         moments = {json.loads(a.evidence)["reading_at"] for a in a13}
         assert len(moments) == 1  # one sampling time, its routine sample and field duplicate
