@@ -83,11 +83,16 @@ class Walk:
             self.problems.append(problem)
 
 
-def shot(page, name: str) -> Path:
+def shot(page, name: str, max_height: int | None = None) -> Path:
+    """A full-page PNG, or its top `max_height` pixels (a page of many screens)."""
     DOCS.mkdir(parents=True, exist_ok=True)
     page.evaluate("window.scrollTo(0, 0); document.querySelectorAll('.table-wrap').forEach(w => w.scrollLeft = 0)")
     path = DOCS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    if max_height is None:
+        page.screenshot(path=str(path), full_page=True)
+    else:
+        width = (page.viewport_size or DESKTOP)["width"]
+        page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": max_height})
     return path
 
 
@@ -175,7 +180,8 @@ def _dispose(walk: Walk) -> str:
     shot(page, "oversight-alarms")
     walk.look("quality", "alarm list")
     alarm_no = rows.first.get_attribute("data-alarm")
-    page.goto(f"/oversight/alarms/{alarm_no}")
+    with page.expect_navigation():
+        rows.first.locator(f"a[href$='/{alarm_no}']").click()
     walk.expect(page.locator("table.evidence tr").count() >= 1, f"{alarm_no} shows no evidence")
     # a dismissal with a blank reason: refused on the page, nothing changes
     dismiss = f"form[action$='/{alarm_no}/dismiss']"
@@ -276,7 +282,7 @@ def _look_around(walk: Walk, server_db, alarm_no: str) -> None:
     walk.expect(inspector.locator("section[data-section]").count() >= 3
                 and inspector.locator("tr[data-file]").count() >= 1,
                 "the evidence chain of BG2026-0002 shows too little")
-    shot(inspector, "oversight-evidence")
+    shot(inspector, "oversight-evidence", max_height=2600)  # the chain runs to some forty screens
     walk.look("inspector", "evidence chain")
 
 
