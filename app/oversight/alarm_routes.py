@@ -11,6 +11,7 @@ scan of the last 30 days as a job). API: `/api/v1/alarms` (list), `/api/v1/alarm
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -97,7 +98,8 @@ def _detail_page(request: Request, session: Session, alarm_no: str, *, error: Do
                  form: dict[str, Any] | None = None) -> Response:
     detail = anomalies.alarm_detail(session, alarm_no)
     return _show(request, "oversight/alarm_detail.html", {
-        "d": detail, "evidence_rows": _evidence_rows(detail.evidence), "form": form or {},
+        "d": detail, "evidence_rows": _evidence_rows(detail.evidence, request.app.state.settings.tz),
+        "form": form or {},
         "steps": [(s, u, json.loads(s.actions or "[]")) for s, u in detail.dispositions],
         "open": detail.alarm.state in anomalies.OPEN_STATES}, error=error)
 
@@ -113,23 +115,32 @@ class EvidenceRow:
     rows: tuple[tuple[str, ...], ...] = ()
 
 
-def _cell(value: Any) -> str:
+ISO_MOMENT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d|Z)$")
+
+
+def _cell(value: Any, tz: Any) -> str:
+    """A value as read: moments (stored in UTC) in the lab's time zone, the rest as compact JSON."""
+    if isinstance(value, str) and ISO_MOMENT.match(value):
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _evidence_rows(evidence: dict[str, Any]) -> list[EvidenceRow]:
+def _evidence_rows(evidence: dict[str, Any], tz: Any) -> list[EvidenceRow]:
+    def _cell_of(value: Any) -> str:
+        return _cell(value, tz)
+
     rows = []
     for name in sorted(evidence):
         value = evidence[name]
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             columns = tuple(dict.fromkeys(k for v in value for k in v))
             rows.append(EvidenceRow(name, columns=columns,
-                                    rows=tuple(tuple(_cell(v.get(c, "")) for c in columns) for v in value)))
+                                    rows=tuple(tuple(_cell_of(v.get(c, "")) for c in columns) for v in value)))
         elif isinstance(value, dict) and value:
             columns = tuple(value)
-            rows.append(EvidenceRow(name, columns=columns, rows=(tuple(_cell(value[c]) for c in columns),)))
+            rows.append(EvidenceRow(name, columns=columns, rows=(tuple(_cell_of(value[c]) for c in columns),)))
         else:
-            rows.append(EvidenceRow(name, _cell(value)))
+            rows.append(EvidenceRow(name, _cell_of(value)))
     return rows
 
 

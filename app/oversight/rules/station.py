@@ -35,6 +35,12 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def _shown(value: Decimal) -> str:
+    """A computed value as a reader reads it (four decimals at most); judged at full precision."""
+    exponent = value.as_tuple().exponent
+    return format(value.quantize(D("0.0001")) if isinstance(exponent, int) and exponent < -4 else value, "f")
+
+
 def _text(value: Decimal) -> str:
     return format(value, "f")
 
@@ -130,16 +136,16 @@ class StationVersusManual(AnomalyRule):
                 minutes = int(abs(times[j] - collected).total_seconds() // 60)
                 yield Finding(
                     key=f"{sid}:{parameter}:{reading.id}",
-                    summary_zh=f"点位 {code} 样品 {sample_no} 的 {parameter} 手工结果 {_text(value)} {unit} 与自动站 "
+                    summary_zh=f"点位 {code} 样品 {sample_no} 的 {parameter} 手工结果 {_shown(value)} {unit} 与自动站 "
                                f"{_text(reading.value)} {reading.unit}（{local(calendar, times[j])}）偏差超限",
-                    summary_en=f"Site {code}, sample {sample_no}: manual {parameter} {_text(value)} {unit} vs "
+                    summary_en=f"Site {code}, sample {sample_no}: manual {parameter} {_shown(value)} {unit} vs "
                                f"station {_text(reading.value)} {reading.unit} ({local(calendar, times[j])}) beyond "
                                f"the allowed deviation",
                     evidence=jsonable({
                         "site": code, "sample_no": sample_no, "parameter": parameter, "manual": value,
                         "automatic": reading.value, "unit": unit, "mdl": mdl, "collected_at": collected,
                         "reading_at": times[j], "minutes_apart": minutes, "criterion": criterion,
-                        "deviation": measure,
+                        "deviation": _shown(measure),
                         "threshold": {name: limits[name] for name in
                                       ("window_minutes", "rel_pct", "mdl_factor", "abs_mdl_multiple")},
                         "rule": "|a − m|/m > rel_pct % when m > mdl_factor × MDL, else |a − m| > "
