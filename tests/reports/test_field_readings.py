@@ -6,6 +6,7 @@ of the field record are used; signing a new one moves the content hash."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import subprocess
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from app.samples.field import signed_field_readings
 from app.samples.models import FieldEntry, FieldEntryKind, Sample, SampleParameter, SampleState
 from tests.analysis.conftest import ParameterSpec, make_method, qualify, samples_in_lab
 from tests.analysis.qc_fixtures import PASSING, enter, running_batch, submit
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, login
 from tests.reports.conftest import make_report
 from tests.reports.test_document import TODAY, _certificate
 
@@ -297,3 +298,33 @@ def test_content_with_field_readings_loads_in_the_same_queries_for_one_and_four_
             assert all(line.field is not None for _, line in content.lines() if line.parameter != "NH3-N")
         counts.append(counted.count)
     assert counts[0] == counts[1] <= 14
+
+
+# ---------------------------------------------------------------- the report's page
+
+
+def test_the_report_page_shows_the_field_readings(db, reportable, users, client):
+    first, _ = reportable.samples
+    _request(db, [first], "pH", "WT")
+    ph = _reading(db, first, reportable.sampler, "pH", "7.845", "pH")
+    _reading(db, first, reportable.sampler, "WT", "12.5", "°C")
+    _field_methods(db, users["technical_manager"])
+    report = make_report(db, reportable.preparer, [first])
+    login(client, users["checker"].username)
+    page = client.get(f"/reports/{report.report_no}")
+    assert page.status_code == 200
+    cell = re.search(rf'data-field-entry="{ph}"><strong>([^<]+)</strong>', page.text)
+    assert cell is not None and cell.group(1) == "7.84"
+    row = re.search(r'data-parameter="WT".*?</tr>', page.text, re.S).group(0)
+    assert "12.5" in row and "°C" in row and "data-pending" not in row
+
+
+def test_of_readings_in_one_signed_revision_the_latest_stands(db, reportable):
+    first, second = reportable.samples
+    _reading(db, first, reportable.sampler, "DO", "6.0", "mg/L")
+    latest = _reading(db, first, reportable.sampler, "DO", "6.2", "mg/L")
+    other = _reading(db, second, reportable.sampler, "DO", "7.0", "mg/L")
+    with db.reading() as session:
+        found = {key: entry.id for key, entry in signed_field_readings(session, [first.id, second.id]).items()}
+        assert signed_field_readings(session, []) == {}
+    assert found == {(first.id, "DO"): latest, (second.id, "DO"): other}
