@@ -47,9 +47,10 @@ MAX_PDF_BYTES = 512 * 1024 * 1024
 
 
 def scope_items(content: ReportContent) -> list[tuple[str, int, str]]:
-    """(parameter, method id, matrix) of every reported result: what the signatory's scope must cover."""
+    """(parameter, method id, matrix) of every reported result or field reading: what the
+    signatory's scope must cover."""
     return list(dict.fromkeys((line.parameter, line.method.id, s.sample.matrix)
-                              for s, line in content.lines() if line.result is not None and line.method))
+                              for s, line in content.lines() if line.reported and line.method))
 
 
 def _store(session: Session) -> FileStore:

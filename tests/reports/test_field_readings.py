@@ -328,3 +328,20 @@ def test_of_readings_in_one_signed_revision_the_latest_stands(db, reportable):
         found = {key: entry.id for key, entry in signed_field_readings(session, [first.id, second.id]).items()}
         assert signed_field_readings(session, []) == {}
     assert found == {(first.id, "DO"): latest, (second.id, "DO"): other}
+
+
+def test_the_signatory_scope_covers_the_field_methods_too(db, reportable, users):
+    """签发 within scope: a field reading's method is a reported item the signatory's scope must
+    cover, like a laboratory result's."""
+    from app.reports.content import load_content
+    from app.reports.issue import scope_items
+    from app.reports.models import Report
+
+    first, _ = reportable.samples
+    _request(db, [first], "pH")
+    _reading(db, first, reportable.sampler, "pH", "7.2", "pH")
+    _field_methods(db, users["technical_manager"])
+    report = make_report(db, reportable.preparer, [first])
+    with db.reading() as session:
+        items = scope_items(load_content(session, session.get(Report, report.id)))
+    assert {(parameter, matrix) for parameter, _, matrix in items} == {("NH3-N", "water"), ("pH", "water")}
