@@ -264,3 +264,23 @@ def race(db: Database, *acts: Callable[[Any], Any]) -> list[Any]:
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads), "a racer is stuck (deadlock?)"
     return results
+
+
+# ---------------------------------------------------------------- refused attempts kept
+
+
+def refusals_so_far(db: Database) -> int:
+    """How many refused inspector attempts the audit trail keeps (issue 10: refused, audited)."""
+    from sqlalchemy import func, select
+
+    from app.core.audit import AuditEvent
+
+    with db.reading() as session:
+        return session.scalar(select(func.count()).select_from(AuditEvent)
+                              .where(AuditEvent.action == "security.inspector_refused")) or 0
+
+
+def discount_refusals(db: Database, counts: dict, key: str, since: int) -> dict:
+    """`counts` without the refusals kept since `since` in its audit count `key`: what is left is
+    what the attempts changed (nothing, for a read-only role)."""
+    return {**counts, key: counts[key] - (refusals_so_far(db) - since)}

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.analysis.curve_fixtures import GOOD_ROWS, POOR_ROWS, counts, facts, record
-from tests.conftest import login
+from tests.conftest import login, refusals_so_far
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
@@ -124,9 +124,10 @@ def test_an_inspector_reads_but_cannot_record(db, client, users, analyst, standa
     assert client.get("/curves").status_code == 200
     assert client.get(f"/curves/{curve.code}").status_code == 200
     assert client.get("/curves/new").status_code == 403
-    before = counts(db)
+    before, mark = counts(db), refusals_so_far(db)
     answer = client.post("/curves/new", data=form(token, standards.working.barcode))
-    assert answer.status_code == 403 and counts(db) == before
+    assert answer.status_code == 403 and refusals_so_far(db) - mark == 1  # the attempt is kept in the audit trail
+    assert counts(db) == (*before[:3], before[3] + 1)  # and nothing else changed
     assert client.get("/curves/CC26-99999").status_code == 404
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.analysis.models import MdlStudy, Qualification
 from tests.analysis.conftest import make_method, qualify
 from tests.analysis.methods_fixtures import counts
-from tests.conftest import login
+from tests.conftest import discount_refusals, login, refusals_so_far
 
 MDL_TEXT = "0.021\n0.023\n0.020\n0.024\n0.022\n0.019\n0.025"
 
@@ -166,14 +166,15 @@ def test_the_inspector_reads_and_changes_nothing(db, client, technical, users):
     for path in ("/methods/new", "/methods/HJ%20535-2009/versions/new", "/methods/HJ%20535-2009/mdl/new",
                  "/qualifications/new", f"/qualifications/{row.id}/revoke"):
         assert client.get(path).status_code == 403, path
-    before = counts(db)
+    before, mark = counts(db), refusals_so_far(db)
     for path, data in (("/methods/new", method_form(token, code="HJ 536-2009")),
                        ("/methods/HJ%20535-2009/withdraw", {"reason": "x"}),
                        ("/methods/HJ%20535-2009/mdl/new", {"replicates": MDL_TEXT, "action": "save"}),
                        (f"/qualifications/{row.id}/revoke", {"reason": "x"})):
         answer = client.post(path, data={"csrf_token": token, **data})
         assert answer.status_code == 403 and 'data-code="inspector_read_only"' in answer.text, path
-    assert counts(db) == before
+    assert refusals_so_far(db) - mark == 4  # each attempt kept in the audit trail, nothing else changed
+    assert discount_refusals(db, counts(db), "AuditEvent", mark) == before
 
 
 def test_withdrawing_through_the_page(db, as_technical, technical):

@@ -26,7 +26,7 @@ from app.reference_materials.models import (
     ReferenceMaterial,
     StockUnit,
 )
-from tests.conftest import login
+from tests.conftest import login, refusals_so_far
 from tests.reference_materials.conftest import PDF, ago, make_lot, make_material, open_unit, prepare, receive
 
 
@@ -481,7 +481,7 @@ def test_scanning_a_label_opens_the_item_page(client, db, stocked, technical):
 def test_the_inspector_cannot_post_anything(client, db, stocked):
     token = login(client, "inspector")
     lot, unit = stocked["lot"], stocked["opened"]
-    before = audit_count(db)
+    before, mark = audit_count(db), refusals_so_far(db)
     posts = {
         "/reference-materials/new": material_form(),
         f"/reference-materials/m/{stocked['material'].id}/edit": {**material_form(), "reason": "x"},
@@ -501,7 +501,8 @@ def test_the_inspector_cannot_post_anything(client, db, stocked):
     for url in ("/reference-materials/new", "/reference-materials/reagents/new",
                 f"/reference-materials/m/{stocked['material'].id}/lots/new"):
         assert client.get(url).status_code == 403, url
-    assert audit_count(db) == before and count(db, MaterialLot) == 1
+    kept = refusals_so_far(db) - mark  # each attempt kept in the audit trail as a refusal (issue 10)
+    assert kept == len(posts) + 4 and audit_count(db) - before == kept and count(db, MaterialLot) == 1
 
 
 # ---------------------------------------------------------------- labels
