@@ -10,6 +10,7 @@ one per result: `lims anomalies scan` runs over a million results within a bound
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,7 +67,7 @@ class Finding:
 Limits = dict[str, Decimal]
 
 
-class AnomalyRule:
+class AnomalyRule(ABC):
     """Subclass, set the class attributes, implement `find`, and decorate with `@register`."""
 
     code: ClassVar[str]  # A01
@@ -83,8 +84,9 @@ class AnomalyRule:
     def defaults(self) -> Limits:
         return {t.name: t.default for t in self.thresholds}
 
+    @abstractmethod
     def find(self, session: Session, window: ScanWindow, limits: Limits) -> Iterable[Finding]:
-        raise NotImplementedError
+        """The findings inside `window` with the thresholds `limits`."""
 
 
 _rules: dict[str, AnomalyRule] = {}
