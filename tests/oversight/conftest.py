@@ -32,6 +32,7 @@ from app.analysis.models import (
     QcEvaluation,
 )
 from app.core.db import Database, utcnow
+from app.oversight.rules.base import Finding, ScanWindow, rule_by_code
 from app.people.models import User
 from app.samples.models import Sample
 from app.sites.models import Site
@@ -179,6 +180,16 @@ class LabRecords:
             session.flush()
             session.expunge(row)
             return row
+
+
+def run_rule(db: Database, code: str, window: ScanWindow | None = None, **limits: Any) -> list[Finding]:
+    """One rule's findings on the records as they stand, with its default thresholds unless
+    `limits` overrides them, in a window ending a few minutes from now unless one is given."""
+    rule = rule_by_code(code)
+    assert rule is not None, code
+    settings = rule.defaults() | {name: D(str(value)) for name, value in limits.items()}
+    with db.reading() as session:
+        return list(rule.find(session, window or ScanWindow(until=utcnow() + timedelta(minutes=5)), settings))
 
 
 @pytest.fixture

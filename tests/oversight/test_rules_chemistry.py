@@ -3,21 +3,17 @@ that must trigger them and data just inside the threshold that must not."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 
 from app.core.db import utcnow
 from app.oversight.rules.base import Finding, ScanWindow, rule_by_code
+from tests.oversight.conftest import run_rule
 
 D = Decimal
 
 
 def scan(db, code: str, window: ScanWindow | None = None, **limits: str) -> list[Finding]:
-    rule = rule_by_code(code)
-    settings = rule.defaults() | {k: D(v) for k, v in limits.items()}
-    with db.reading() as session:
-        return list(rule.find(session, window or ScanWindow(until=utcnow() + timedelta(minutes=1)), settings))
-
+    return run_rule(db, code, window, **limits)
 
 def nutrients(lab):
     m = lab.method("HJ 535-2009", ("NH3-N", "0.025"), ("TN", "0.05"))

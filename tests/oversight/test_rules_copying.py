@@ -8,22 +8,17 @@ from decimal import Decimal
 
 from app.analysis.models import AnalysisBatch, MethodVersion
 from app.core.db import utcnow
-from app.oversight.rules.base import Finding, ScanWindow, rule_by_code
+from app.oversight.rules.base import Finding, ScanWindow
 from app.people.models import User
 from tests.conftest import make_user
 from tests.oversight.conftest import *  # noqa: F403
-from tests.oversight.conftest import LabRecords
+from tests.oversight.conftest import LabRecords, run_rule
 
 D = Decimal
 
 
 def scan(db, code: str, *, since=None, batch_ids=None, **limits: str) -> list[Finding]:
-    rule = rule_by_code(code)
-    assert rule is not None
-    settings = rule.defaults() | {k: D(v) for k, v in limits.items()}
-    with db.reading() as session:
-        return list(rule.find(session, ScanWindow(until=utcnow(), since=since, batch_ids=batch_ids), settings))
-
+    return run_rule(db, code, ScanWindow(until=utcnow(), since=since, batch_ids=batch_ids), **limits)
 
 def method(lab: LabRecords) -> MethodVersion:
     return lab.method(f"HJ 535-{lab._next()}", ("NH3-N", "0.025"), ("TN", "0.05"))  # 3 decimals

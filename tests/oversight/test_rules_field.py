@@ -3,20 +3,14 @@ each on data that must trigger it and data just inside, and outside the window."
 
 from __future__ import annotations
 
-from datetime import timedelta
-from decimal import Decimal
-
 from app.analysis.models import MethodVersion
-from app.oversight.rules.base import ScanWindow, rule_by_code
+from app.oversight.rules.base import ScanWindow
 from app.samples.models import Sample
+from tests.oversight.conftest import run_rule
 
 
 def found(db, lab, window: ScanWindow | None = None, **limits):
-    rule = rule_by_code("A18")
-    with db.reading() as session:
-        return list(rule.find(session, window or ScanWindow(until=lab.now + timedelta(minutes=1)),
-                              {**rule.defaults(), **{k: Decimal(v) for k, v in limits.items()}}))
-
+    return run_rule(db, "A18", window, **limits)
 
 def test_a18_custody_gap_is_one_finding_per_sample(db, lab):
     site = lab.site("WS01")

@@ -10,18 +10,16 @@ import pytest
 
 from app.analysis.models import ImportProfile, ResultImport
 from app.core.files import FileStore, StoredFile
-from app.oversight.rules.base import ScanWindow, rule_by_code
+from app.oversight.rules.base import ScanWindow
 from app.reference_materials.models import MaterialUse
 from tests.analysis.conftest import qualify
 from tests.instruments.conftest import calibrate, make_instrument
+from tests.oversight.conftest import run_rule
 from tests.reference_materials.conftest import make_lot, make_material, open_unit, receive
 
 
 def found(db, code: str, window: ScanWindow | None = None, lab=None):
-    rule = rule_by_code(code)
-    with db.reading() as session:
-        return list(rule.find(session, window or ScanWindow(until=lab.now + timedelta(minutes=1)), rule.defaults()))
-
+    return run_rule(db, code, window)
 
 @pytest.fixture
 def store(settings) -> FileStore:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 
 from app.core.db import utcnow
 from app.oversight.rules.base import Finding, ScanWindow, rule_by_code
 from app.oversight.rules.history import robust_z
+from tests.oversight.conftest import run_rule
 
 D = Decimal
 # median 1.0; deviations 0,0,0,0,.1,.1,.1,.1,.2,.2 → MAD 0.1; z = 0.6745·(x − 1)/0.1
@@ -15,11 +15,7 @@ HISTORY = ("1.0", "1.1", "0.9", "1.0", "1.2", "0.8", "1.0", "1.1", "0.9", "1.0")
 
 
 def scan(db, window: ScanWindow | None = None, **limits: str) -> list[Finding]:
-    rule = rule_by_code("A08")
-    settings = rule.defaults() | {k: D(v) for k, v in limits.items()}
-    with db.reading() as session:
-        return list(rule.find(session, window or ScanWindow(until=utcnow() + timedelta(minutes=1)), settings))
-
+    return run_rule(db, "A08", window, **limits)
 
 def site_with_history(lab, code: str = "WS01", values: tuple[str, ...] = HISTORY, method=None):
     method = method or lab.method("HJ 535-2009", ("NH3-N", "0.025"))

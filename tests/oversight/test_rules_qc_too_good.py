@@ -10,23 +10,18 @@ from sqlalchemy import select
 
 from app.analysis.models import AnalysisBatch, BatchPosition, MethodVersion
 from app.core.db import utcnow
-from app.oversight.rules.base import Finding, ScanWindow, rule_by_code
+from app.oversight.rules.base import Finding, ScanWindow
 from app.people.models import User
 from app.samples.models import Sample
 from tests.conftest import make_user
 from tests.oversight.conftest import *  # noqa: F403
-from tests.oversight.conftest import LabRecords
+from tests.oversight.conftest import LabRecords, run_rule
 
 D = Decimal
 
 
 def scan(db, code: str, *, since=None, batch_ids=None, **limits: str) -> list[Finding]:
-    rule = rule_by_code(code)
-    assert rule is not None
-    settings = rule.defaults() | {k: D(v) for k, v in limits.items()}
-    with db.reading() as session:
-        return list(rule.find(session, ScanWindow(until=utcnow(), since=since, batch_ids=batch_ids), settings))
-
+    return run_rule(db, code, ScanWindow(until=utcnow(), since=since, batch_ids=batch_ids), **limits)
 
 def duplicate_batch(lab: LabRecords, method: MethodVersion, analyst: User, sample: Sample, first: str, second: str,
                     hour: int) -> tuple[AnalysisBatch, BatchPosition]:

@@ -7,13 +7,11 @@ from datetime import timedelta
 
 from app.oversight.rules.base import ScanWindow, rule_by_code
 from app.oversight.stations import import_station_csv
+from tests.oversight.conftest import run_rule
 
 
 def found(db, lab, window: ScanWindow | None = None):
-    rule = rule_by_code("A13")
-    with db.reading() as session:
-        return list(rule.find(session, window or ScanWindow(until=lab.now + timedelta(minutes=5)), rule.defaults()))
-
+    return run_rule(db, "A13", window)
 
 def readings(db, users, *rows: tuple[str, str, object, str]) -> None:
     """Import (site, parameter, time, value) rows through the station import service."""

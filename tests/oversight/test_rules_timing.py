@@ -18,17 +18,14 @@ from app.core.signatures import ElectronicSignature
 from app.oversight.rules.base import Finding, ScanWindow, rule_by_code
 from app.reports.models import Report, ReportSample, ReviewAct
 from app.samples.lab_models import HoldingClock, HoldingDeviation
+from tests.oversight.conftest import run_rule
 
 D = Decimal
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def scan(db, code: str, window: ScanWindow | None = None, **limits: str) -> list[Finding]:
-    rule = rule_by_code(code)
-    settings = rule.defaults() | {k: D(v) for k, v in limits.items()}
-    with db.reading() as session:
-        return list(rule.find(session, window or ScanWindow(until=utcnow() + timedelta(minutes=1)), settings))
-
+    return run_rule(db, code, window, **limits)
 
 def kinds(found: list[Finding]) -> list[str]:
     return sorted(f.evidence.get("kind", "") for f in found)
