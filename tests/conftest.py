@@ -284,3 +284,12 @@ def discount_refusals(db: Database, counts: dict, key: str, since: int) -> dict:
     """`counts` without the refusals kept since `since` in its audit count `key`: what is left is
     what the attempts changed (nothing, for a read-only role)."""
     return {**counts, key: counts[key] - (refusals_so_far(db) - since)}
+
+
+@pytest.fixture
+def no_lims_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No LIMS_ variable of the shell running the tests reaches a command under test: CLI tests
+    give their settings explicitly."""
+    for name in list(os.environ):
+        if name.startswith("LIMS_"):
+            monkeypatch.delenv(name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import uuid
@@ -31,11 +30,7 @@ from tests.conftest import ENGINES, PG_URL, pg_execute
 PASSWORD = "a-good-password-7"
 
 
-@pytest.fixture(autouse=True)
-def _clean_lims_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("LIMS_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_lims_env")  # tests/conftest.py
 
 
 def lims(env: dict[str, str], *args: str, input: str | None = None) -> Result:

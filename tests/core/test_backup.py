@@ -38,11 +38,7 @@ HEAD_LINE = re.compile(r"^OK (\d+) events, head ([0-9a-f]{64})$", re.M)
 # ---------------------------------------------------------------- places and the CLI
 
 
-@pytest.fixture(autouse=True)
-def _clean_lims_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("LIMS_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_lims_env")  # tests/conftest.py
 
 
 class Places:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import re
 import socket
 from collections.abc import Iterator
@@ -32,11 +31,7 @@ EXPECTED = ["JC-NEVER-1", "JC-OVER-1", "JC-SOON-1"]  # soonest due first; never 
 NOT_EXPECTED = ["JC-FINE-1", "JC-STOP-1"]
 
 
-@pytest.fixture(autouse=True)
-def _clean_lims_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("LIMS_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_lims_env")  # tests/conftest.py
 
 
 def free_port() -> int:

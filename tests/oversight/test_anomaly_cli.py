@@ -4,8 +4,6 @@ rules with their settings."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
@@ -16,12 +14,7 @@ from app.oversight import anomalies
 from app.oversight.models import AnomalyScan
 from tests.oversight.test_anomalies import count, fake_rules, finding  # noqa: F401
 
-
-@pytest.fixture(autouse=True)
-def _clean_lims_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("LIMS_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_lims_env")  # tests/conftest.py
 
 
 @pytest.fixture

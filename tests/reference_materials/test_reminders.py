@@ -5,7 +5,6 @@ the day's mail was about."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import datetime, time, timedelta
@@ -27,12 +26,7 @@ from tests.instruments.conftest import make_instrument
 from tests.instruments.test_reminders import Inbox, free_port, lims, mail_env, mail_settings
 from tests.reference_materials.test_queries import Shelf, stock_shelf
 
-
-@pytest.fixture(autouse=True)
-def _clean_lims_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("LIMS_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_lims_env")  # tests/conftest.py
 
 
 @pytest.fixture

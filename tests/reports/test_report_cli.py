@@ -4,7 +4,6 @@ genuine report that was superseded or withdrawn."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,7 @@ from app.core.pdf import render_pdf
 from app.reports.signing import lab_signer
 from tests.reports.test_verification import issue_signed, signed_pdf, supersede, withdraw
 
-
-@pytest.fixture(autouse=True)
-def _clean_lims_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("LIMS_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_lims_env")  # tests/conftest.py
 
 
 @pytest.fixture
