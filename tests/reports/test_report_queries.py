@@ -13,6 +13,7 @@ from app.analysis import qc, submission
 from app.analysis.models import AnalysisBatch, AnalysisResult, BatchPosition, CorrectiveAction
 from app.core.canonical import canonical_json, content_hash
 from app.core.db import Database, utcnow
+from app.oversight import anomalies
 from app.people.models import User
 from app.reference_materials.models import MaterialUse
 from app.reports import checklist, drafts
@@ -127,7 +128,12 @@ def _analysed_batch(db: Database, users, method, uv, prefix: str, use_id: int) -
 
 
 def _reports(db: Database, users, method, uv, technical, store) -> tuple[Report, Report, User]:
-    """A report over one batch and one over four, every batch using the same CRM unit."""
+    """A report over one batch and one over four, every batch using the same CRM unit. The analyst
+    enters 22 results in seconds: whenever the suite runs in the evening or at a weekend that is a
+    bulk off-hours entry (A12), so the rule is switched off here to keep every checklist item ok."""
+    with db.transaction() as session:
+        anomalies.set_rule_settings(session, users["quality_manager"], "A12", enabled=False, thresholds={},
+                                    reason="fixture data entered at the suite's wall-clock hour")
     qualify(db, users["analyst"], method.method_id)
     lot = make_lot(db, technical, store, make_material(db, technical))
     unit = open_unit(db, technical, receive(db, technical, lot)[0])

@@ -310,7 +310,12 @@ def test_signing_works_where_an_event_loop_already_runs(demo_signer):
     async def inside_a_loop() -> bytes:
         return sign_report_pdf(pdf, demo_signer, report_no="BG2026-0005", signatory_name="张三", language="zh")
 
-    signed = asyncio.run(inside_a_loop())
+    # a loop of the test's own, in a thread of its own: this worker may already hold Playwright's
+    # running loop from an earlier browser test, where asyncio.run itself would refuse
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        signed = pool.submit(asyncio.run, inside_a_loop()).result(timeout=120)
     assert signed.startswith(pdf)
     _, status = validate(signed, demo_signer)
     assert status.intact and status.valid
