@@ -37,6 +37,7 @@ DEMO_USERS = (
     DemoUser("reviewer", "赵敏", "Zhao Min", Role.REVIEWER),
     DemoUser("signatory", "黄志强", "Huang Zhiqiang", Role.SIGNATORY),
     DemoUser("inspector", "孙丽", "Sun Li", Role.INSPECTOR),
+    DemoUser("head", "吴国华", "Wu Guohua", Role.LAB_HEAD),
 )
 
 

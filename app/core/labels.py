@@ -23,6 +23,7 @@ ROLE_LABELS: dict[str, LazyProxy] = {
     "technical_manager": N_("technical_manager"),
     "inspector": N_("inspector"),
     "admin": N_("admin"),
+    "lab_head": N_("lab_head"),
 }
 
 # app.people.models.RoleGrant.status

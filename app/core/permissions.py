@@ -103,6 +103,8 @@ class Permission(StrEnum):
     INTERFERENCE_OVERSEE = "oversight.interference_oversee"
     INTERFERENCE_FILE = "oversight.interference_file"
     INTERFERENCE_FOLLOW_UP = "oversight.interference_follow_up"
+    # every record the filer did not restrict to the quality manager and inspectors (the lab head)
+    INTERFERENCE_UNRESTRICTED = "oversight.interference_unrestricted"
     ALARMS_READ = "oversight.alarms_read"
     ALARMS_DISPOSE = "oversight.alarms_dispose"
     ANOMALY_RULES = "oversight.anomaly_rules"
@@ -117,14 +119,14 @@ READ_PERMISSIONS = frozenset(
     {Permission.DASHBOARD_VIEW, Permission.LAB_READ, Permission.USERS_READ, Permission.AUDIT_READ,
      Permission.INSTRUMENTS_READ, Permission.MATERIALS_READ, Permission.SITES_READ, Permission.SAMPLES_READ,
      Permission.ANALYSIS_READ, Permission.REPORTS_READ, Permission.INTERFERENCE_READ,
-     Permission.INTERFERENCE_OVERSEE, Permission.ALARMS_READ, Permission.INSPECTIONS_READ,
-     Permission.QUALITY_DASHBOARD}
+     Permission.INTERFERENCE_OVERSEE, Permission.INTERFERENCE_UNRESTRICTED, Permission.ALARMS_READ,
+     Permission.INSPECTIONS_READ, Permission.QUALITY_DASHBOARD}
 )
 PERSONAL_PERMISSIONS = frozenset({Permission.OWN_ACCOUNT})
 # What an inspector writes: their own inspections and findings, never a lab record.
 INSPECTOR_OWN_PERMISSIONS = frozenset({Permission.INSPECTIONS_RECORD})
-OVERSIGHT_READ = frozenset({Permission.INTERFERENCE_OVERSEE, Permission.ALARMS_READ, Permission.INSPECTIONS_READ,
-                            Permission.QUALITY_DASHBOARD})
+OVERSIGHT_READ = frozenset({Permission.INTERFERENCE_OVERSEE, Permission.INTERFERENCE_UNRESTRICTED,
+                            Permission.ALARMS_READ, Permission.INSPECTIONS_READ, Permission.QUALITY_DASHBOARD})
 EVERY_USER = (READ_PERMISSIONS - {Permission.AUDIT_READ, Permission.USERS_READ} - OVERSIGHT_READ
               | PERSONAL_PERMISSIONS | {Permission.INTERFERENCE_FILE})
 REVIEWS_DATA = frozenset({Permission.ALARMS_READ})
@@ -178,6 +180,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.TOKENS_MANAGE,
         Permission.LAB_MANAGE,
     },
+    # DOMAIN.md §6: the lab head reads the quality picture and the interference log, except the
+    # records a filer restricted to the quality manager and inspectors; decides nothing here
+    Role.LAB_HEAD: EVERY_USER
+    | {Permission.USERS_READ, Permission.AUDIT_READ, Permission.ALARMS_READ, Permission.INSPECTIONS_READ,
+       Permission.QUALITY_DASHBOARD, Permission.INTERFERENCE_UNRESTRICTED},
 }
 
 ROLE_CACHE_KEY = "lims_roles"

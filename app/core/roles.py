@@ -16,6 +16,8 @@ class Role(StrEnum):
     TECHNICAL_MANAGER = "technical_manager"
     INSPECTOR = "inspector"
     ADMIN = "admin"
+    # DOMAIN.md §6: the lab head (实验室负责人) reads the interference log unless the filer restricted a record
+    LAB_HEAD = "lab_head"
 
 
 # Lab roles: those an admin may never grant to themselves (DOMAIN.md §2, admin "Never").

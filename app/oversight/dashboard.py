@@ -26,6 +26,7 @@ from app.core.labtime import LabCalendar, lab_calendar
 from app.core.permissions import Permission, ensure
 from app.instruments import reminders as instrument_reminders
 from app.instruments.models import InstrumentStatus
+from app.oversight.interference import visible_clause
 from app.oversight.models import (
     AlarmState,
     AnomalyAlarm,
@@ -204,13 +205,13 @@ def alarms_by_analyst(session: Session) -> list[AnalystCount]:
 
 def interference_counts(session: Session, actor: User) -> InterferenceCounts:
     """Records by state, read from their supplements (reported > acknowledged > filed), in one
-    query; a record naming the reader as the interferer is not counted for them."""
+    query; only the records the reader may see (a record naming them as the interferer is not)."""
     level = func.max(case((InterferenceSupplement.kind == SupplementKind.REPORTED.value, 2),
                           (InterferenceSupplement.kind == SupplementKind.ACKNOWLEDGED.value, 1), else_=0))
     per_record = (
         select(InterferenceRecord.id, func.coalesce(level, 0).label("level"))
         .outerjoin(InterferenceSupplement, InterferenceSupplement.record_id == InterferenceRecord.id)
-        .where((InterferenceRecord.interferer_user_id.is_(None)) | (InterferenceRecord.interferer_user_id != actor.id))
+        .where(visible_clause(session, actor))
         .group_by(InterferenceRecord.id).subquery()
     )
     counts = dict(session.execute(select(per_record.c.level, func.count()).group_by(per_record.c.level)).all())
@@ -232,13 +233,13 @@ def open_inspections(session: Session) -> list[OpenInspection]:
             for no, title, drawn, findings, awaiting in rows]
 
 
-def trends(session: Session, bounds: list[datetime]) -> list[Trend]:
-    """Four monthly series, one grouped query each."""
+def trends(session: Session, actor: User, bounds: list[datetime]) -> list[Trend]:
+    """Four monthly series, one grouped query each; interference records as the reader may see them."""
     from app.core.i18n import N_
 
     confirmed = case((AnomalyAlarm.state == AlarmState.CONFIRMED.value, 1), else_=0)
     alarms, alarms_confirmed = _monthly(session, AnomalyAlarm.raised_at, bounds, extra=(confirmed,))
-    (interference,) = _monthly(session, InterferenceRecord.filed_at, bounds)
+    (interference,) = _monthly(session, InterferenceRecord.filed_at, bounds, visible_clause(session, actor))
     (qc_failures,) = _monthly(session, QcEvaluation.evaluated_at, bounds, QcEvaluation.passed.is_(False))
     (revised,) = _monthly(session, AnalysisResult.entered_at, bounds,
                           AnalysisBatch.submitted_at.is_not(None),
@@ -269,5 +270,5 @@ def quality_dashboard(session: Session, actor: User, *, now: datetime | None = N
         materials=material_reminders.material_reminder_lines(session, now),
         inspections=open_inspections(session),
         months=[calendar.local_date(b) for b in bounds[:-1]],
-        trends=trends(session, bounds),
+        trends=trends(session, actor, bounds),
     )

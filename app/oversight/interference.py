@@ -4,8 +4,9 @@ are append-only); follow-ups are appended supplements, from which the state is r
 (filed → acknowledged → reported).
 
 Who sees a record is decided here, once, for pages, API and exports alike: the filer sees their
-own; the holders of INTERFERENCE_OVERSEE (quality manager, inspector) see every record; a lab user
-named as the interferer never sees it, whatever their role. A record the reader may not see is
+own; the holders of INTERFERENCE_OVERSEE (quality manager, inspector) see every record; the lab
+head (INTERFERENCE_UNRESTRICTED) every record the filer did not restrict; a lab user named as the
+interferer never sees it, whatever their role. A record the reader may not see is
 answered as not found (its existence is not revealed).
 """
 
@@ -203,22 +204,30 @@ def oversees(session: Session, actor: User) -> bool:
     return Permission.INTERFERENCE_OVERSEE in permissions_of(roles_at(session, actor.id))
 
 
+def _reads_unrestricted(session: Session, actor: User) -> bool:
+    return Permission.INTERFERENCE_UNRESTRICTED in permissions_of(roles_at(session, actor.id))
+
+
 def can_see(session: Session, actor: User, record: InterferenceRecord) -> bool:
     """§6: the interferer never; the filer their own; overseers (QM, inspector) every record;
-    a restricted record no one else (today no one else sees any record; the flag keeps it so
-    should the readership ever widen)."""
+    the lab head every record not restricted by its filer; no one else."""
     if record.interferer_user_id is not None and record.interferer_user_id == actor.id:
         return False
-    return record.filed_by_id == actor.id or oversees(session, actor)
+    if record.filed_by_id == actor.id or oversees(session, actor):
+        return True
+    return not record.restricted and _reads_unrestricted(session, actor)
 
 
 def visible_clause(session: Session, actor: User) -> ColumnElement[bool]:
-    """`can_see` as SQL, for lists, counts and exports."""
+    """`can_see` as SQL, for lists, counts, trends and exports."""
     not_interferer = or_(InterferenceRecord.interferer_user_id.is_(None),
                          InterferenceRecord.interferer_user_id != actor.id)
     if oversees(session, actor):
         return not_interferer
-    return and_(not_interferer, InterferenceRecord.filed_by_id == actor.id)
+    own = InterferenceRecord.filed_by_id == actor.id
+    if _reads_unrestricted(session, actor):
+        return and_(not_interferer, or_(own, InterferenceRecord.restricted.is_(False)))
+    return and_(not_interferer, own)
 
 
 def _find(session: Session, record_no: str) -> InterferenceRecord | None:

@@ -226,6 +226,11 @@ def test_visibility_matrix(db, users):
         assert visible(db, users["inspector"], record)
         for other in ("sampler", "checker", "reviewer", "signatory", "technical_manager", "custodian"):
             assert not visible(db, users[other], record)
+    # the lab head: every record the filer did not restrict (§6), theirs too when restricted
+    assert visible(db, users["lab_head"], plain) and not visible(db, users["lab_head"], restricted)
+    own_restricted = file(db, users["lab_head"], restricted=True)
+    assert visible(db, users["lab_head"], own_restricted)
+    assert not visible(db, users["lab_head"], file(db, users["analyst"], interferer_username="lab-head"))
     # a record naming a lab user: never visible to them, even as quality manager
     assert not visible(db, users["quality_manager"], by_qm)
     assert visible(db, users["quality_manager_2"], by_qm)

@@ -1,6 +1,6 @@
 """The quality manager's dashboard: the numbers on the page are the planted data, the trends
 have a point per lab month, the page reads in a fixed number of queries, and only the quality
-manager and inspectors see it. Alarms, interference records and inspections are written straight
+manager, inspectors and the lab head see it. Alarms, interference records and inspections are written straight
 into their tables (their services are tested on their own)."""
 
 from __future__ import annotations
@@ -48,12 +48,14 @@ def alarm(rule: str, state: str = "open", *, responsible=None, raised_at: dateti
                         raised_at=raised_at or utcnow())
 
 
-def interference(db: Database, filer, *, filed_at: datetime | None = None, interferer=None) -> int:
+def interference(db: Database, filer, *, filed_at: datetime | None = None, interferer=None,
+                 restricted: bool = False) -> int:
     n = next(_n)
     (record_id,) = add(db, InterferenceRecord(
         record_no=f"GY26-{n:05d}", occurred_at=utcnow() - timedelta(days=1), interferer_name="某领导",
         interferer_user_id=interferer.id if interferer else None, channel="phone", request_kind="alter_data",
-        what_was_asked="改数据", lab_response="refused", filed_at=filed_at or utcnow(), filed_by_id=filer.id))
+        what_was_asked="改数据", lab_response="refused", filed_at=filed_at or utcnow(), filed_by_id=filer.id,
+        restricted=restricted))
     return record_id
 
 
@@ -118,6 +120,7 @@ def busy(db, users, lab, settings):
     supplement(db, reported, "reported", qm)
     supplement(db, filed, "supplement", analyst)  # more facts: still filed
     interference(db, analyst, interferer=qm)  # names the quality manager: not counted for them
+    interference(db, analyst, filed_at=in_month(bounds, 10), restricted=True)  # not for the lab head
     inspection(db, inspector, findings=3, answered=1, responder=qm)
     inspection(db, inspector, findings=0)
     inspection(db, inspector, state="closed", findings=2)
@@ -149,7 +152,7 @@ def test_the_dashboard_counts_what_was_planted(db, users, busy):
         assert next(r for r in view.alarms_by_rule if r.code == "Z99").title_en == "Z99"
         assert [(a.username, a.count) for a in view.alarms_by_analyst] == [
             (users["analyst"].username, 2), (users["checker"].username, 1), ("", 1)]
-        assert (view.interference.filed, view.interference.acknowledged, view.interference.reported) == (1, 1, 1)
+        assert (view.interference.filed, view.interference.acknowledged, view.interference.reported) == (2, 1, 1)
         assert [(i.findings, i.awaiting) for i in view.inspections] == [(0, 0), (3, 2)]
         assert view.findings_awaiting == 2
         assert [line.asset_no for line in view.instruments] == ["JC-UV-009"]
@@ -160,7 +163,8 @@ def test_the_dashboard_counts_what_was_planted(db, users, busy):
     assert trends["alarms"]["raised"][0] == 1 and trends["alarms"]["confirmed"][0] == 1
     assert trends["alarms"]["raised"][11] == 5  # the five raised now
     assert sum(trends["alarms"]["raised"]) == 8  # the one before the window is left out
-    assert trends["interference"]["filed"][10] == 2 and sum(trends["interference"]["filed"]) == 4
+    # the record naming the quality manager is not in their trend either
+    assert trends["interference"]["filed"][10] == 3 and sum(trends["interference"]["filed"]) == 4
     assert trends["qc_failures"]["failed"] == [0] * 8 + [2] + [0] * 3
     assert sum(trends["revised"]["revised"]) == 1
 
@@ -168,7 +172,18 @@ def test_the_dashboard_counts_what_was_planted(db, users, busy):
 def test_the_inspector_sees_the_interference_record_naming_the_quality_manager(db, users, busy):
     with db.reading() as session:
         view = dashboard.quality_dashboard(session, users["inspector"])
-    assert view.interference.filed == 2
+    assert (view.interference.filed, sum(_trend(view, "interference")["filed"])) == (3, 5)
+
+
+def test_the_lab_head_counts_only_the_records_not_restricted(db, users, busy):
+    with db.reading() as session:
+        view = dashboard.quality_dashboard(session, users["lab_head"])
+    assert (view.interference.filed, view.interference.acknowledged, view.interference.reported) == (2, 1, 1)
+    assert _trend(view, "interference")["filed"][10] == 2 and sum(_trend(view, "interference")["filed"]) == 4
+
+
+def _trend(view, key: str) -> dict[str, list[int]]:
+    return next({s.key: s.counts for s in t.series} for t in view.trends if t.key == key)
 
 
 def test_the_page_shows_the_numbers_and_a_point_per_month(client, db, users, busy):
@@ -217,7 +232,7 @@ def test_the_page_runs_the_same_queries_empty_and_busy(client, db, users, lab, s
 
 def test_only_the_quality_manager_and_inspectors(client, db, users):
     for role, status in (("analyst", 403), ("technical_manager", 403), ("admin", 403), ("inspector", 200),
-                         ("quality_manager", 200)):
+                         ("quality_manager", 200), ("lab_head", 200)):
         login(client, users[role].username)
         assert client.get("/oversight/quality").status_code == status, role
     with db.reading() as session, pytest.raises(PermissionDenied):
