@@ -218,11 +218,13 @@ def set_rule(request: Request, session: DbSession, code: RuleCode,
              name: Annotated[list[str], Form(max_length=30)] = [],  # noqa: B006
              value: Annotated[list[str], Form(max_length=30)] = [],  # noqa: B006
              enabled: Annotated[str, Form(max_length=5)] = "", reason: Reason = "",
+             based_on: Annotated[int | None, Form(ge=0, le=1_000_000)] = None,
              user: User = require(Permission.ANOMALY_RULES)):
     """The QM's form: one (name, value) pair per threshold, the switch and a reason."""
     thresholds = {n[:60]: v[:40] for n, v in zip(name, value, strict=False) if v.strip()}
     _, error = attempt(session, lambda: anomalies.set_rule_settings(
-        session, user, code, enabled=enabled in ("on", "true", "1"), thresholds=thresholds, reason=reason))
+        session, user, code, enabled=enabled in ("on", "true", "1"), thresholds=thresholds, reason=reason,
+        based_on=based_on))
     if error is not None:
         session.expire_all()
         return _rules_page(request, session, error=error, form={"code": code, "thresholds": thresholds,

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core import audit
@@ -138,10 +139,12 @@ def _parse_threshold(threshold: Threshold, raw: Any, refuse: Callable[[type[erro
 
 
 def set_rule_settings(session: Session, actor: Any, code: str, *, enabled: bool, thresholds: dict[str, str],
-                      reason: str) -> AnomalyRuleSetting:
+                      reason: str, based_on: int | None = None) -> AnomalyRuleSetting:
     """The quality manager sets a rule's switch and thresholds: a new version, with a reason.
     Values outside the rule's ranges (or not numbers, or unknown names, or no reason) are refused,
-    and the refusal is audited."""
+    and the refusal is audited. `based_on` is the version the form showed: if another quality
+    manager saved a version since (or saves one at the same moment), the change is refused rather
+    than silently replacing theirs."""
     ensure(session, actor, Permission.ANOMALY_RULES)
     rule = _get_rule(code)
     text = (reason or "").strip()
@@ -163,6 +166,8 @@ def set_rule_settings(session: Session, actor: Any, code: str, *, enabled: bool,
         if name not in known:
             raise refuse(errors.UnknownThreshold, {"rule": rule.code, "name": str(name)[:60]})
     current = rule_settings(session)[rule.code]
+    if based_on is not None and based_on != current.version:
+        raise refuse(errors.RuleSettingChanged, {"rule": rule.code, "version": current.version})
     limits = dict(current.limits)
     for name, raw in (thresholds or {}).items():
         limits[name] = _parse_threshold(known[name], raw, refuse)
@@ -171,8 +176,12 @@ def set_rule_settings(session: Session, actor: Any, code: str, *, enabled: bool,
     row = AnomalyRuleSetting(rule_code=rule.code, version=version, enabled=bool(enabled),
                              thresholds=canonical_json({k: format(v, "f") for k, v in limits.items()}),
                              reason=text, set_at=utcnow(), set_by_id=actor.id)
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:  # the same version saved by someone else between the read and the insert
+        raise refuse(errors.RuleSettingChanged, {"rule": rule.code, "version": version}) from None
     audit.append(session, actor, "oversight.rule_settings_set", "anomaly_rule", rule.code,
                  {"version": current.version, "enabled": current.enabled,
                   "thresholds": {k: format(v, "f") for k, v in current.limits.items()}},

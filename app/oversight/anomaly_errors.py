@@ -61,6 +61,14 @@ class UnknownThreshold(RuleSettingRefused):
     message_en = "Rule {rule} has no threshold {name}."
 
 
+class RuleSettingChanged(RuleSettingRefused):
+    code = "rule_setting_changed"
+    http_status = 409
+    message_zh = "规则 {rule} 的设置在您打开页面后已被修改（现为第 {version} 版），请查看新设置后再提交。"
+    message_en = ("The settings of rule {rule} changed after you opened the page (now version {version}): "
+                  "look at them and submit again.")
+
+
 class RuleSettingNeedsReason(RuleSettingRefused):
     code = "rule_setting_needs_reason"
     message_zh = "修改规则设置必须填写原因。"

@@ -130,6 +130,12 @@ def test_the_rules_page_and_the_quality_managers_settings(client, db, users, fak
     assert good.status_code == 303
     page = client.get("/oversight/anomaly-rules").text
     assert 'data-rule="Z01" data-version="1" data-enabled="false"' in page and "只看四对" in page
+    assert 'name="based_on" value="1"' in page
+    # a second tab still showing version 0: refused in the page, with the version now in force
+    stale = client.post("/oversight/anomaly-rules/Z01", data={"csrf_token": token, "name": ["n"], "value": ["6"],
+                                                              "reason": "旧页面", "based_on": "0"})
+    assert stale.status_code == 409 and 'data-code="rule_setting_changed"' in stale.text
+    assert count(db, AnomalyRuleSetting) == 1
     assert client.post("/oversight/anomaly-rules/Q99", data={"csrf_token": token, "reason": "x"}).status_code == 422
     client.cookies.clear()
     login(client, "reviewer")

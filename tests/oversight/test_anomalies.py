@@ -131,6 +131,57 @@ def test_settings_start_at_the_code_defaults_and_a_new_version_wins(db, users, f
     assert json.loads(set_events[1].before)["version"] == 1
 
 
+def test_a_form_older_than_the_setting_in_force_is_refused(db, users, fake_rules):
+    """Two quality managers open the page at version 0; the second to save would silently undo
+    the first one's change: refused, audited, and nothing replaced."""
+    with db.transaction() as session:
+        anomalies.set_rule_settings(session, users["quality_manager"], "Z01", enabled=True, thresholds={"n": "5"},
+                                    reason="五对才报警", based_on=0)
+    with pytest.raises(RecordedRefusal) as caught, db.transaction() as session:
+        anomalies.set_rule_settings(session, users["quality_manager_2"], "Z01", enabled=False, thresholds={},
+                                    reason="暂停", based_on=0)
+    assert caught.value.code == "rule_setting_changed" and caught.value.http_status == 409
+    assert "now version 1" in caught.value.message("en") and "第 1 版" in caught.value.message("zh")
+    with db.reading() as session:
+        now = anomalies.rule_settings(session)["Z01"]
+    assert (now.version, now.enabled, now.limits["n"]) == (1, True, D(5))
+    refused = events(db, "oversight.rule_settings_refused")
+    assert [json.loads(e.after)["refusal"] for e in refused] == ["rule_setting_changed"]
+    assert refused[0].actor_id == users["quality_manager_2"].id
+
+
+def test_simultaneous_saves_never_collide_into_an_error(db, users, fake_rules):
+    """Several saves at the same moment: each is a version of its own or a clear refusal, never a
+    database error (PostgreSQL lets two transactions read the same last version)."""
+    import threading
+
+    start = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def save(n: int) -> None:
+        try:
+            start.wait()
+            with db.transaction() as session:
+                anomalies.set_rule_settings(session, users["quality_manager"], "Z01", enabled=True,
+                                            thresholds={"n": str(n + 2)}, reason=f"第 {n} 次")
+            outcomes.append("saved")
+        except DomainError as error:
+            outcomes.append(error.code)
+        except BaseException as error:  # reported in the test's thread
+            outcomes.append(repr(error))
+
+    pool = [threading.Thread(target=save, args=(n,)) for n in range(4)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    assert set(outcomes) <= {"saved", "rule_setting_changed"} and "saved" in outcomes, outcomes
+    with db.reading() as session:
+        versions = sorted(session.scalars(select(AnomalyRuleSetting.version)))
+    assert versions == list(range(1, outcomes.count("saved") + 1))
+    assert len(events(db, "oversight.rule_settings_set")) == len(versions)
+
+
 @pytest.mark.parametrize(("thresholds", "reason", "code"), [
     ({"n": "11"}, "太多", "threshold_out_of_range"),
     ({"n": "0"}, "太少", "threshold_out_of_range"),
