@@ -25,12 +25,12 @@ from app.core.permissions import Permission, ensure
 from app.core.signatures import ElectronicSignature
 from app.oversight.inspection_errors import EvidenceReportNotFound
 from app.people.models import User
-from app.reports.archive import (  # the archive's planner: private helpers reused on purpose
-    _entity_conditions,
-    _signatures,
-    _where_in,
+from app.reports.archive import (  # the archive's planner and its readers: one choice of records
+    entity_conditions,
     json_bytes,
+    package_signatures,
     plan_package,
+    where_in,
 )
 from app.reports.models import Report
 
@@ -49,12 +49,17 @@ SECTIONS: tuple[tuple[str, Any], ...] = (
     ("calibrations", N_("Instruments and calibrations in force")),
     ("materials", N_("Reference materials and certificates")),
 )
-# columns a summary table shows, in this order, when the rows have them (the full record is below)
-SUMMARY_COLUMNS = ("report_no", "sample_no", "batch_no", "code", "barcode", "asset_no", "certificate_no", "lot_no",
-                   "position", "role", "label", "kind", "parameter", "revision", "value", "unit", "reason", "state",
-                   "meaning", "passed", "outcome", "act_at", "occurred_at", "measured_at", "effective_from", "due_at",
-                   "entered_at", "used_at", "issued_at", "sha256")
+# columns a summary table shows, in this order, when the rows have them (the full record is below);
+# "sample" and "by" are read from the row's sample id and the first person it names
+SUMMARY_COLUMNS = ("report_no", "sample_no", "sample", "batch_no", "code", "barcode", "asset_no", "certificate_no",
+                   "lot_no", "position", "level", "role", "label", "kind", "parameter", "revision", "value", "unit",
+                   "reason", "state", "meaning", "passed", "outcome", "act_at", "acted_at", "occurred_at",
+                   "measured_at", "effective_from", "due_at", "entered_at", "used_at", "issued_at", "signed_at",
+                   "sha256")
 MAX_SUMMARY_COLUMNS = 9
+# the person a row names, in the order a row is attributed to them
+PERSON_KEYS = ("actor_id", "signer_id", "entered_by_id", "recorded_by_id", "performed_by_id", "analyst_id",
+               "sampler_id", "prepared_by_id", "received_by_id", "created_by_id", "decided_by_id")
 
 
 @dataclass(frozen=True)
@@ -181,32 +186,52 @@ def _links(path: str, data: dict[str, Any], files: dict[str, str]) -> list[Link]
     return links
 
 
-def _table(name: str, rows: list[Any]) -> Table | None:
-    rows = [r for r in rows if isinstance(r, dict)]
+@dataclass(frozen=True)
+class Names:
+    """What a bare id in a record stands for: people by user id, samples by sample id."""
+
+    people: dict[int, str]
+    samples: dict[int, str]
+
+    def identified(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row with the sample's number and the person it names, for the summary table."""
+        extra: dict[str, Any] = {}
+        if "sample_no" not in row and row.get("sample_id") in self.samples:
+            extra["sample"] = self.samples[row["sample_id"]]
+        by = next((row[k] for k in PERSON_KEYS if row.get(k) in self.people), None)
+        if by is not None:
+            extra["by"] = self.people[by]
+        return {**row, **extra} if extra else row
+
+
+def _table(name: str, rows: list[Any], names: Names) -> Table | None:
+    rows = [names.identified(r) for r in rows if isinstance(r, dict)]
     if not rows:
         return None
     present = set().union(*(r.keys() for r in rows))
-    columns = [c for c in SUMMARY_COLUMNS if c in present][:MAX_SUMMARY_COLUMNS] or sorted(present)[:6]
+    columns = [c for c in SUMMARY_COLUMNS if c in present][:MAX_SUMMARY_COLUMNS] or sorted(present - {"by"})[:6]
+    if "by" in present:
+        columns.append("by")
     return Table(name, columns, [[r.get(c) for c in columns] for r in rows])
 
 
-def _tables(data: dict[str, Any]) -> list[Table]:
+def _tables(data: dict[str, Any], names: Names) -> list[Table]:
     """A summary table per list of records in the document (nested ones, such as a lot's
     solutions or a preparation batch's items, are flattened under their key)."""
     tables: list[Table] = []
     for key, value in data.items():
         if isinstance(value, dict) and value and not isinstance(next(iter(value.values())), list | dict):
-            table = _table(key, [value])
+            table = _table(key, [value], names)
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             if all(all(isinstance(x, dict | list) or x is None for x in v.values()) for v in value):
                 for inner in sorted({k for v in value for k in v}):
                     found = [x for v in value for x in (v.get(inner) if isinstance(v.get(inner), list)
                                                         else [v.get(inner)]) if x]
-                    table = _table(f"{key}.{inner}", found)
+                    table = _table(f"{key}.{inner}", found, names)
                     if table:
                         tables.append(table)
                 continue
-            table = _table(key, value)
+            table = _table(key, value, names)
         else:
             continue
         if table:
@@ -218,7 +243,7 @@ def _events_page(session: Session, entities: dict[str, set[str]], after: int,
                  limit: int) -> tuple[list[AuditEvent], int]:
     """One page of the package's audit events after `after` (chain order) and how many in all,
     with the archive's own entity conditions."""
-    conditions = _entity_conditions(entities, AuditEvent.entity_type, AuditEvent.entity_id)
+    conditions = entity_conditions(entities, AuditEvent.entity_type, AuditEvent.entity_id)
     if not conditions:
         return [], 0
     total = session.scalar(select(func.count()).select_from(AuditEvent).where(or_(*conditions))) or 0
@@ -237,21 +262,24 @@ def evidence_chain(session: Session, actor: User, report_no: str, *, events_afte
     if report is None:
         raise EvidenceReportNotFound(report_no=report_no)
     plan = plan_package(session, report)
+    signatures = package_signatures(session, plan)
+    events, total = _events_page(session, plan.entities, max(0, events_after), events_limit)
+    next_after = events[events_limit - 1].seq if len(events) > events_limit else None
+    events = events[:events_limit]
+    user_ids = set(plan.rows.users) | {e.actor_id for e in events if e.actor_id} | {s.signer_id for s in signatures}
+    people = {u.id: u for u in where_in(session, User, User.id, user_ids)}
+    names = Names({i: u.printed_name for i, u in people.items()},
+                  {d["sample"]["id"]: d["sample"]["sample_no"] for p, _, d in plan.documents
+                   if p.endswith("/sample.json") and isinstance(d.get("sample"), dict)})
     downloads: dict[str, str] = {}
     sections = {key: EvidenceSection(key, title) for key, title in SECTIONS}
     for path, record_type, data in plan.documents:
-        document = EvidenceDocument(path, record_type, _links(path, data, downloads), _tables(data),
+        document = EvidenceDocument(path, record_type, _links(path, data, downloads), _tables(data, names),
                                     json_bytes(data).decode("utf-8"))
         sections.setdefault(record_type, EvidenceSection(record_type, record_type)).documents.append(document)
     # a report not yet issued has no signed PDF: the planner still names its place, with no hash
     files = [EvidenceFile(f.path, f.sha256, f.record_type, downloads.get(f.sha256, "")) for f in plan.files
              if f.sha256]
-    signatures = _signatures(session, plan)
-    events, total = _events_page(session, plan.entities, max(0, events_after), events_limit)
-    next_after = events[events_limit - 1].seq if len(events) > events_limit else None
-    events = events[:events_limit]
-    user_ids = set(plan.rows.users) | {e.actor_id for e in events if e.actor_id} | {s.signer_id for s in signatures}
-    people = {u.id: u for u in _where_in(session, User, User.id, user_ids)}
     return EvidenceChain(report, [s for s in sections.values() if s.documents], files, signatures, events, total,
                          next_after, people)
 

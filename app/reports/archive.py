@@ -227,7 +227,7 @@ def _chunks(ids: Iterable[Any]) -> Iterator[list[Any]]:
         yield values[start:start + _IN_CHUNK]
 
 
-def _where_in(session: Session, model: Any, column: Any, ids: Iterable[Any], *order: Any) -> list[Any]:
+def where_in(session: Session, model: Any, column: Any, ids: Iterable[Any], *order: Any) -> list[Any]:
     """Rows whose `column` is one of `ids`, a query per 500 ids (never one per row)."""
     rows: list[Any] = []
     for chunk in _chunks(i for i in ids if i is not None):
@@ -255,7 +255,7 @@ class _FileEntry:
 
 
 @dataclass
-class _Plan:
+class PackagePlan:
     """Every entry of the package, decided before a byte is written."""
 
     documents: list[tuple[str, str, Any]] = field(default_factory=list)  # path, record type, data
@@ -301,10 +301,10 @@ def _archivable_report(session: Session, report_no: str) -> Report:
 
 
 def _stored_files(session: Session, ids: Iterable[int | None]) -> dict[int, StoredFile]:
-    return {row.id: row for row in _where_in(session, StoredFile, StoredFile.id, ids)}
+    return {row.id: row for row in where_in(session, StoredFile, StoredFile.id, ids)}
 
 
-def _plan_report(session: Session, plan: _Plan, report: Report) -> list[Sample]:
+def _plan_report(session: Session, plan: PackagePlan, report: Report) -> list[Sample]:
     """The report row, its samples and review acts, its content now and as approved, the signed
     PDF (and the one it replaces); returns the samples it covers."""
     rows = plan.rows
@@ -313,7 +313,7 @@ def _plan_report(session: Session, plan: _Plan, report: Report) -> list[Sample]:
     acts = session.scalars(select(ReviewAct).where(ReviewAct.report_id == report.id).order_by(ReviewAct.id)).all()
     placed = session.scalars(select(ReportSample).where(ReportSample.report_id == report.id)
                              .order_by(ReportSample.position)).all()
-    pdf_files = _where_in(session, StoredFile, StoredFile.sha256,
+    pdf_files = where_in(session, StoredFile, StoredFile.sha256,
                           {report.pdf_sha256, report.rendered_pdf_sha256, *(r.pdf_sha256 for r in related)} - {""})
     plan.document("report/report.json", "report", {
         "report": rows.one(report), "samples": rows.many(placed), "review_acts": rows.many(acts),
@@ -337,45 +337,45 @@ def _plan_report(session: Session, plan: _Plan, report: Report) -> list[Sample]:
     return [s.sample for s in content.samples]
 
 
-def _plan_samples(session: Session, plan: _Plan, samples: list[Sample]) -> tuple[set[int], set[int]]:
+def _plan_samples(session: Session, plan: PackagePlan, samples: list[Sample]) -> tuple[set[int], set[int]]:
     """Field, custody, receipt and preparation records of each sample (field instruments and their
     times go into `plan.field_times`); returns the sample ids and the material uses named."""
     rows = plan.rows
     ids = [s.id for s in samples]
-    parameters = _group(_where_in(session, SampleParameter, SampleParameter.sample_id, ids), "sample_id")
-    excused = _group(_where_in(session, NotAnalysed, NotAnalysed.sample_id, ids), "sample_id")
-    containers = _where_in(session, Container, Container.sample_id, ids)
+    parameters = _group(where_in(session, SampleParameter, SampleParameter.sample_id, ids), "sample_id")
+    excused = _group(where_in(session, NotAnalysed, NotAnalysed.sample_id, ids), "sample_id")
+    containers = where_in(session, Container, Container.sample_id, ids)
     by_sample_containers = _group(containers, "sample_id")
     container_ids = [c.id for c in containers]
-    tasks = {t.id: t for t in _where_in(session, SamplingTask, SamplingTask.id, [s.task_id for s in samples])}
-    sites = {t.id: t for t in _where_in(session, Site, Site.id, [s.site_id for s in samples])}
-    versions = {v.id: v for v in _where_in(session, SiteVersion, SiteVersion.id,
+    tasks = {t.id: t for t in where_in(session, SamplingTask, SamplingTask.id, [s.task_id for s in samples])}
+    sites = {t.id: t for t in where_in(session, Site, Site.id, [s.site_id for s in samples])}
+    versions = {v.id: v for v in where_in(session, SiteVersion, SiteVersion.id,
                                            [s.site_version_id for s in samples])}
-    entries = _group(_where_in(session, FieldEntry, FieldEntry.sample_id, ids, FieldEntry.act_at, FieldEntry.id),
+    entries = _group(where_in(session, FieldEntry, FieldEntry.sample_id, ids, FieldEntry.act_at, FieldEntry.id),
                      "sample_id")
-    photos = _where_in(session, SamplePhoto, SamplePhoto.sample_id, ids)
+    photos = where_in(session, SamplePhoto, SamplePhoto.sample_id, ids)
     photo_files = _stored_files(session, [p.file_id for p in photos])
-    links = _where_in(session, CustodyEventContainer, CustodyEventContainer.sample_id, ids)
-    events = {e.id: e for e in _where_in(session, CustodyEvent, CustodyEvent.id, [link.event_id for link in links])}
-    scans = _where_in(session, ShipmentScan, ShipmentScan.container_id, container_ids)
-    shipments = {s.id: s for s in _where_in(session, Shipment, Shipment.id, [
+    links = where_in(session, CustodyEventContainer, CustodyEventContainer.sample_id, ids)
+    events = {e.id: e for e in where_in(session, CustodyEvent, CustodyEvent.id, [link.event_id for link in links])}
+    scans = where_in(session, ShipmentScan, ShipmentScan.container_id, container_ids)
+    shipments = {s.id: s for s in where_in(session, Shipment, Shipment.id, [
         *(e.shipment_id for e in events.values()), *(s.shipment_id for s in scans),
         *(c.shipment_id for c in containers)])}
-    checks = _where_in(session, ReceiptCheck, ReceiptCheck.sample_id, ids, ReceiptCheck.delivery_id,
+    checks = where_in(session, ReceiptCheck, ReceiptCheck.sample_id, ids, ReceiptCheck.delivery_id,
                        ReceiptCheck.revision)
-    receipts = {r.sample_id: r for r in _where_in(session, SampleReceipt, SampleReceipt.sample_id, ids)}
-    deliveries = {d.id: d for d in _where_in(session, Delivery, Delivery.id, [
+    receipts = {r.sample_id: r for r in where_in(session, SampleReceipt, SampleReceipt.sample_id, ids)}
+    deliveries = {d.id: d for d in where_in(session, Delivery, Delivery.id, [
         *(c.delivery_id for c in checks), *(r.delivery_id for r in receipts.values())])}
-    door_scans = _where_in(session, DeliveryScan, DeliveryScan.container_id, container_ids)
-    expected = _where_in(session, DeliveryExpected, DeliveryExpected.container_id, container_ids)
-    clocks = _group(_where_in(session, HoldingClock, HoldingClock.sample_id, ids), "sample_id")
-    deviations = _group(_where_in(session, HoldingDeviation, HoldingDeviation.sample_id, ids), "sample_id")
-    own_items = [*_where_in(session, PrepBatchItem, PrepBatchItem.sample_id, ids),
-                 *_where_in(session, PrepBatchItem, PrepBatchItem.container_id, container_ids)]
-    prep_batches = {b.id: b for b in _where_in(session, PrepBatch, PrepBatch.id, [i.batch_id for i in own_items])}
-    prep_items = _group(_where_in(session, PrepBatchItem, PrepBatchItem.batch_id, prep_batches,
+    door_scans = where_in(session, DeliveryScan, DeliveryScan.container_id, container_ids)
+    expected = where_in(session, DeliveryExpected, DeliveryExpected.container_id, container_ids)
+    clocks = _group(where_in(session, HoldingClock, HoldingClock.sample_id, ids), "sample_id")
+    deviations = _group(where_in(session, HoldingDeviation, HoldingDeviation.sample_id, ids), "sample_id")
+    own_items = [*where_in(session, PrepBatchItem, PrepBatchItem.sample_id, ids),
+                 *where_in(session, PrepBatchItem, PrepBatchItem.container_id, container_ids)]
+    prep_batches = {b.id: b for b in where_in(session, PrepBatch, PrepBatch.id, [i.batch_id for i in own_items])}
+    prep_items = _group(where_in(session, PrepBatchItem, PrepBatchItem.batch_id, prep_batches,
                                   PrepBatchItem.batch_id, PrepBatchItem.position), "batch_id")
-    prep_materials = _group(_where_in(session, PrepBatchMaterial, PrepBatchMaterial.batch_id, prep_batches),
+    prep_materials = _group(where_in(session, PrepBatchMaterial, PrepBatchMaterial.batch_id, prep_batches),
                             "batch_id")
 
     container_sample = {c.id: c.sample_id for c in containers}
@@ -439,32 +439,33 @@ def _plan_samples(session: Session, plan: _Plan, samples: list[Sample]) -> tuple
     return set(ids), uses
 
 
-def _plan_analysis(session: Session, plan: _Plan, sample_ids: set[int]) -> tuple[dict[int, list[datetime]], set[int]]:
+def _plan_analysis(session: Session, plan: PackagePlan,
+                   sample_ids: set[int]) -> tuple[dict[int, list[datetime]], set[int]]:
     """Every batch in which a sample of the report was analysed, with all its positions (QC too),
     every result revision, QC, curves and raw files; returns instrument ids → measurement times
     and the material use ids."""
     rows = plan.rows
-    batch_ids = {p.batch_id for p in _where_in(session, BatchPosition, BatchPosition.sample_id, sample_ids)}
-    batches = _where_in(session, AnalysisBatch, AnalysisBatch.id, batch_ids)
-    positions = _group(_where_in(session, BatchPosition, BatchPosition.batch_id, batch_ids,
+    batch_ids = {p.batch_id for p in where_in(session, BatchPosition, BatchPosition.sample_id, sample_ids)}
+    batches = where_in(session, AnalysisBatch, AnalysisBatch.id, batch_ids)
+    positions = _group(where_in(session, BatchPosition, BatchPosition.batch_id, batch_ids,
                                  BatchPosition.batch_id, BatchPosition.position), "batch_id")
-    results = _group(_where_in(session, AnalysisResult, AnalysisResult.batch_id, batch_ids, AnalysisResult.position_id,
+    results = _group(where_in(session, AnalysisResult, AnalysisResult.batch_id, batch_ids, AnalysisResult.position_id,
                                AnalysisResult.parameter, AnalysisResult.revision), "batch_id")
-    evaluations = _group(_where_in(session, QcEvaluation, QcEvaluation.batch_id, batch_ids, QcEvaluation.run,
+    evaluations = _group(where_in(session, QcEvaluation, QcEvaluation.batch_id, batch_ids, QcEvaluation.run,
                                    QcEvaluation.id), "batch_id")
-    actions = _group(_where_in(session, CorrectiveAction, CorrectiveAction.batch_id, batch_ids), "batch_id")
-    attached = _group(_where_in(session, BatchCurve, BatchCurve.batch_id, batch_ids), "batch_id")
+    actions = _group(where_in(session, CorrectiveAction, CorrectiveAction.batch_id, batch_ids), "batch_id")
+    attached = _group(where_in(session, BatchCurve, BatchCurve.batch_id, batch_ids), "batch_id")
     all_results = [r for rows_ in results.values() for r in rows_]
     curve_ids = {c.curve_id for rows_ in attached.values() for c in rows_} | {r.curve_id for r in all_results}
-    curves = {c.id: c for c in _where_in(session, CalibrationCurve, CalibrationCurve.id, curve_ids)}
-    points = _group(_where_in(session, CalibrationPoint, CalibrationPoint.curve_id, curves, CalibrationPoint.curve_id,
+    curves = {c.id: c for c in where_in(session, CalibrationCurve, CalibrationCurve.id, curve_ids)}
+    points = _group(where_in(session, CalibrationPoint, CalibrationPoint.curve_id, curves, CalibrationPoint.curve_id,
                               CalibrationPoint.level), "curve_id")
     version_ids = {b.method_version_id for b in batches} | {r.method_version_id for r in all_results}
-    versions = {v.id: v for v in _where_in(session, MethodVersion, MethodVersion.id, version_ids)}
-    methods = {m.id: m for m in _where_in(session, Method, Method.id, [v.method_id for v in versions.values()])}
-    rules = _group(_where_in(session, MethodParameter, MethodParameter.method_version_id, versions),
+    versions = {v.id: v for v in where_in(session, MethodVersion, MethodVersion.id, version_ids)}
+    methods = {m.id: m for m in where_in(session, Method, Method.id, [v.method_id for v in versions.values()])}
+    rules = _group(where_in(session, MethodParameter, MethodParameter.method_version_id, versions),
                    "method_version_id")
-    imports = _group(_where_in(session, ResultImport, ResultImport.batch_id, batch_ids), "batch_id")
+    imports = _group(where_in(session, ResultImport, ResultImport.batch_id, batch_ids), "batch_id")
     import_files = _stored_files(session, [i.file_id for rows_ in imports.values() for i in rows_])
 
     times: dict[int, list[datetime]] = defaultdict(list)
@@ -512,23 +513,23 @@ def _covers(times: list[datetime], start: datetime, end: datetime | None) -> boo
     return index < len(times) and (end is None or times[index] < end)
 
 
-def _plan_instruments(session: Session, plan: _Plan, times: dict[int, list[datetime]]) -> None:
+def _plan_instruments(session: Session, plan: PackagePlan, times: dict[int, list[datetime]]) -> None:
     """Per instrument used: the calibrations (检定/校准) in force at some measurement time, with
     their 计量确认 and certificates, and the checks, maintenance and service changes between the
     first of them and the last measurement."""
     rows = plan.rows
     for moments in times.values():
         moments.sort()
-    instruments = _where_in(session, Instrument, Instrument.id, times)
-    uses = _group(_where_in(session, InstrumentUse, InstrumentUse.instrument_id, times), "instrument_id")
-    calibrations = _group(_where_in(session, CalibrationRecord, CalibrationRecord.instrument_id, times,
+    instruments = where_in(session, Instrument, Instrument.id, times)
+    uses = _group(where_in(session, InstrumentUse, InstrumentUse.instrument_id, times), "instrument_id")
+    calibrations = _group(where_in(session, CalibrationRecord, CalibrationRecord.instrument_id, times,
                                     CalibrationRecord.effective_from, CalibrationRecord.id), "instrument_id")
-    others = {model: _group(_where_in(session, model, model.instrument_id, times, model.effective_from, model.id),
+    others = {model: _group(where_in(session, model, model.instrument_id, times, model.effective_from, model.id),
                             "instrument_id")
               for model in (IntermediateCheck, MaintenanceRecord, ServiceChange)}
     in_force = {i: [c for c in calibrations.get(i, []) if _covers(times[i], c.effective_from, c.due_at)]
                 for i in times}
-    acceptances = {a.calibration_id: a for a in _where_in(
+    acceptances = {a.calibration_id: a for a in where_in(
         session, CalibrationAcceptance, CalibrationAcceptance.calibration_id,
         [c.id for rows_ in in_force.values() for c in rows_])}
     certificates = _stored_files(session, [c.certificate_file_id for rows_ in in_force.values() for c in rows_])
@@ -560,28 +561,28 @@ def _plan_instruments(session: Session, plan: _Plan, times: dict[int, list[datet
     plan.entity("stored_file", certificates)
 
 
-def _plan_materials(session: Session, plan: _Plan, use_ids: set[int]) -> None:
+def _plan_materials(session: Session, plan: PackagePlan, use_ids: set[int]) -> None:
     """The lots at the root of every standard and spike used, with their certificate, certified
     values, status history, the units and the chain of solutions made from them, and the uses."""
     rows = plan.rows
-    uses = _where_in(session, MaterialUse, MaterialUse.id, use_ids)
+    uses = where_in(session, MaterialUse, MaterialUse.id, use_ids)
     by_kind = _group(uses, "item_kind")
     solutions: dict[int, StandardSolution] = {}
     for solution_id in sorted({u.item_id for u in by_kind.get("solution", [])}):
         if solution_id not in solutions:
             solutions.update({s.id: s for s in ancestors_of(session, solution_id)})
     unit_ids = {u.item_id for u in by_kind.get("unit", [])} | {s.parent_unit_id for s in solutions.values()}
-    units = {u.id: u for u in _where_in(session, StockUnit, StockUnit.id, unit_ids)}
-    reagents = _where_in(session, ReagentLot, ReagentLot.id, [u.item_id for u in by_kind.get("reagent", [])])
-    lots = _where_in(session, MaterialLot, MaterialLot.id,
+    units = {u.id: u for u in where_in(session, StockUnit, StockUnit.id, unit_ids)}
+    reagents = where_in(session, ReagentLot, ReagentLot.id, [u.item_id for u in by_kind.get("reagent", [])])
+    lots = where_in(session, MaterialLot, MaterialLot.id,
                      {u.lot_id for u in units.values()} | {s.root_lot_id for s in solutions.values()})
-    materials = {m.id: m for m in _where_in(session, ReferenceMaterial, ReferenceMaterial.id,
+    materials = {m.id: m for m in where_in(session, ReferenceMaterial, ReferenceMaterial.id,
                                             [lot.material_id for lot in lots])}
-    values = _group(_where_in(session, CertifiedValue, CertifiedValue.lot_id, [lot.id for lot in lots]), "lot_id")
-    changes = _group(_where_in(session, LotStatusChange, LotStatusChange.lot_id, [lot.id for lot in lots]), "lot_id")
-    components = _group(_where_in(session, SolutionComponent, SolutionComponent.solution_id, solutions),
+    values = _group(where_in(session, CertifiedValue, CertifiedValue.lot_id, [lot.id for lot in lots]), "lot_id")
+    changes = _group(where_in(session, LotStatusChange, LotStatusChange.lot_id, [lot.id for lot in lots]), "lot_id")
+    components = _group(where_in(session, SolutionComponent, SolutionComponent.solution_id, solutions),
                         "solution_id")
-    devices = _group(_where_in(session, SolutionDevice, SolutionDevice.solution_id, solutions), "solution_id")
+    devices = _group(where_in(session, SolutionDevice, SolutionDevice.solution_id, solutions), "solution_id")
     certificates = _stored_files(session, [lot.certificate_file_id for lot in lots])
     for lot in lots:
         material = materials[lot.material_id]
@@ -611,24 +612,26 @@ def _plan_materials(session: Session, plan: _Plan, use_ids: set[int]) -> None:
     plan.entity("stored_file", certificates)
 
 
-def _entity_conditions(entities: dict[str, set[str]], type_column: Any, id_column: Any) -> list[Any]:
+def entity_conditions(entities: dict[str, set[str]], type_column: Any, id_column: Any) -> list[Any]:
+    """SQL conditions naming the package's entities (type and id), a chunk of ids each."""
     return [and_(type_column == entity_type, id_column.in_(chunk))
             for entity_type, ids in sorted(entities.items()) for chunk in _chunks(ids)]
 
 
-def _signatures(session: Session, plan: _Plan) -> list[ElectronicSignature]:
+def package_signatures(session: Session, plan: PackagePlan) -> list[ElectronicSignature]:
+    """The e-signatures over the package's entities and those its rows name, in a few queries."""
     sig = ElectronicSignature
     found: dict[int, ElectronicSignature] = {}
-    conditions = _entity_conditions(plan.entities, sig.entity_type, sig.entity_id)
+    conditions = entity_conditions(plan.entities, sig.entity_type, sig.entity_id)
     for start in range(0, len(conditions), 50):
         found.update({s.id: s for s in session.scalars(select(sig).where(or_(*conditions[start:start + 50])))})
-    found.update({s.id: s for s in _where_in(session, sig, sig.id, plan.rows.signatures - set(found))})
+    found.update({s.id: s for s in where_in(session, sig, sig.id, plan.rows.signatures - set(found))})
     return sorted(found.values(), key=lambda s: (s.signed_at, s.id))
 
 
 def _events(session: Session, entities: dict[str, set[str]]) -> Iterator[AuditEvent]:
     """The events of `entities` in chain order, a page at a time (constant memory)."""
-    conditions = _entity_conditions(entities, AuditEvent.entity_type, AuditEvent.entity_id)
+    conditions = entity_conditions(entities, AuditEvent.entity_type, AuditEvent.entity_id)
     if not conditions:
         return
     last = 0
@@ -728,9 +731,9 @@ class _Writer:
         return count
 
 
-def plan_package(session: Session, report: Report) -> _Plan:
+def plan_package(session: Session, report: Report) -> PackagePlan:
     """Decide every entry of the report's package (batched queries, no file read yet)."""
-    plan = _Plan()
+    plan = PackagePlan()
     samples = _plan_report(session, plan, report)
     sample_ids, sample_uses = _plan_samples(session, plan, samples)
     times, batch_uses = _plan_analysis(session, plan, sample_ids)
@@ -778,13 +781,13 @@ def export_package(session: Session, settings: Settings, report_no: str, out: Pa
             certificates = _lab_certificates(settings)
             if certificates:
                 writer.data(CERTIFICATES, "report", b"".join(pem for _, pem in certificates))
-            signatures = _signatures(session, plan)
+            signatures = package_signatures(session, plan)
             writer.data("signatures.json", "signatures", json_bytes({"signatures": rows.many(signatures)}))
             step("signatures.json")
             events = writer.events(_events(session, plan.entities),
                                    lambda e: rows.users.add(e.actor_id) if e.actor_id else None)
             step(EVENTS)
-            people = _where_in(session, User, User.id, rows.users)
+            people = where_in(session, User, User.id, rows.users)
             writer.data("people.json", "people", json_bytes({"people": [
                 {"id": u.id, "username": u.username, "display_name_zh": u.display_name_zh,
                  "display_name_en": u.display_name_en, "printed_name": u.printed_name} for u in people]}))

@@ -9,13 +9,15 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from app.core.db import utcnow
 from app.core.errors import PermissionDenied
 from app.core.pdf import render_pdf
 from app.instruments.models import CalibrationRecord
 from app.oversight import evidence
 from app.oversight.inspection_errors import EvidenceReportNotFound
 from app.reports.archive import plan_package
-from app.reports.models import Report
+from app.people.models import User
+from app.reports.models import Report, ReviewAct
 from tests.conftest import login
 from tests.reports.conftest import (  # noqa: F401 (fixtures)
     analyst,
@@ -74,6 +76,33 @@ def test_the_evidence_has_what_the_package_has(db, users, issued):  # noqa: F811
     assert sorted(f.path for f in chain.files) == planned_files
     assert all(f.href for f in chain.files), [f for f in chain.files if not f.href]  # every file downloadable
     assert chain.events_total == len(chain.events) and chain.next_after is None
+
+
+def test_the_summary_tables_say_which_sample_and_who(db, users, issued):  # noqa: F811
+    """A review act is read by its level, time and person; a report's sample by its number, not
+    its database id (the full record with every id stays below each table)."""
+    with db.transaction() as session:
+        for level, who in (("check", "checker"), ("review", "reviewer")):
+            session.add(ReviewAct(report_id=issued.report.id, level=level, outcome="signed", content_sha256="0" * 64,
+                                  acted_at=utcnow(), actor_id=users[who].id))
+    with db.reading() as session:
+        chain = evidence.evidence_chain(session, users["quality_manager"], issued.report.report_no)
+        report = session.get(Report, issued.report.id)
+        acts = session.scalars(select(ReviewAct).where(ReviewAct.report_id == report.id).order_by(ReviewAct.id)).all()
+        names = [session.get(User, a.actor_id).printed_name for a in acts]
+        levels = [a.level for a in acts]
+        sample_nos = [s.sample_no for s in issued.reportable.samples]
+    document = next(d for s in chain.sections for d in s.documents if d.path == "report/report.json")
+    tables = {t.name: t for t in document.tables}
+    review = tables["review_acts"]
+    assert {"level", "outcome", "acted_at", "by"} <= set(review.columns), review.columns
+    rows = [dict(zip(review.columns, row, strict=True)) for row in review.rows]
+    assert [r["level"] for r in rows] == levels and [r["by"] for r in rows] == names
+    assert names[-2:] == [users["checker"].printed_name, users["reviewer"].printed_name]
+    placed = tables["samples"]
+    assert "sample" in placed.columns, placed.columns
+    shown = [dict(zip(placed.columns, row, strict=True))["sample"] for row in placed.rows]
+    assert sorted(shown) == sorted(sample_nos)
 
 
 def test_audit_events_come_a_page_at_a_time(db, users, issued):  # noqa: F811
