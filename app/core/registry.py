@@ -47,12 +47,14 @@ ScanResolver = Callable[[Session, Any, frozenset[Permission], str], ScanHit | No
 @dataclass(frozen=True)
 class PageSection:
     """A section a later domain adds to the sample page (the evaluation against standards):
-    `build` returns the section's context, or None to show nothing; `template` renders it."""
+    `build` returns the section's context, or None to show nothing; `template` renders it. With a
+    `permission`, the section is built (and its queries run) only for readers who hold it."""
 
     name: str
     template: str
     build: Callable[[Session, Any], Any]
     order: int = 100
+    permission: str | None = None
 
 _nav: dict[str, NavItem] = {}
 _worklists: dict[str, Worklist] = {}

@@ -335,8 +335,8 @@ def api_dispose(session: DbSession, alarm_no: AlarmNo, body: DispositionIn,
 
 
 def alarm_sample_section(session: Session, sample: Any) -> Any:
-    """The alarms touching a sample (one query), or None when there are none. A section's build
-    is not told who views the page, so its template shows it to ALARMS_READ only."""
+    """The alarms touching a sample (one query), or None when there are none; built only for
+    readers who hold ALARMS_READ."""
     alarms = anomalies.alarms_of_sample(session, sample.id)
     return {"alarms": alarms} if alarms else None
 
@@ -344,4 +344,5 @@ def alarm_sample_section(session: Session, sample: Any) -> Any:
 add_nav(NavItem("alarms", N_("Alarms"), BASE, Permission.ALARMS_READ, 72))
 add_worklist(Worklist("alarms", N_("Open alarms"), Permission.ALARMS_DISPOSE, f"{BASE}?state=active",
                       anomalies.count_active_alarms, 40))
-add_sample_section(PageSection("alarms", "oversight/alarm_sample_section.html", alarm_sample_section, 80))
+add_sample_section(PageSection("alarms", "oversight/alarm_sample_section.html", alarm_sample_section, 80,
+                               Permission.ALARMS_READ))

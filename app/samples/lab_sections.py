@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.core.permissions import permissions_of, roles_at
 from app.core.registry import sample_sections
 from app.samples.chain import custody_section
 from app.samples.holding import clock_section
@@ -19,7 +20,9 @@ from app.samples.storage import storage_section
 OWN_SECTIONS = ("receipt", "clocks", "custody", "storage", "prep")
 
 
-def lab_sections(session: Session, sample: Sample) -> dict[str, Any]:
+def lab_sections(session: Session, sample: Sample, reader: Any) -> dict[str, Any]:
+    """Each section's context; a registered section the reader may not see is not built (None)."""
+    held = permissions_of(roles_at(session, reader.id))
     own = {
         "receipt": receipt_section(session, sample),
         "clocks": clock_section(session, sample),
@@ -27,7 +30,9 @@ def lab_sections(session: Session, sample: Sample) -> dict[str, Any]:
         "storage": storage_section(session, sample),
         "prep": prep_section(session, sample),
     }
-    return {**own, **{section.name: section.build(session, sample) for section in sample_sections()}}
+    return {**own, **{section.name: section.build(session, sample)
+                      if section.permission is None or section.permission in held else None
+                      for section in sample_sections()}}
 
 
 def lab_section_templates() -> list[tuple[str, str]]:

@@ -365,7 +365,7 @@ def sample_page(request: Request, session: DbSession, sample_no: SampleNo,
     sample = registration.sample_by_no(session, sample_no)
     detail = queries.sample_detail(session, sample)
     return show(request, "samples/detail.html", {"view": detail, "record": field_record(session, sample),
-                                                  "lab": lab_sections(session, sample),
+                                                  "lab": lab_sections(session, sample, user),
                                                   "lab_templates": lab_section_templates()})
 
 

@@ -15,8 +15,8 @@ from app.core.pdf import render_pdf
 from app.instruments.models import CalibrationRecord
 from app.oversight import evidence
 from app.oversight.inspection_errors import EvidenceReportNotFound
-from app.reports.archive import plan_package
 from app.people.models import User
+from app.reports.archive import plan_package
 from app.reports.models import Report, ReviewAct
 from tests.conftest import login
 from tests.reports.conftest import (  # noqa: F401 (fixtures)
