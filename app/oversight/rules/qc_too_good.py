@@ -287,6 +287,28 @@ class Names:
         return self.users.get(uid, (f"#{uid}", f"#{uid}"))
 
 
+@dataclass(frozen=True)
+class Told:
+    """A batch's trigger with what its messages name: the batch number and the analyst."""
+
+    t: Trigger
+    names: Names
+    batch_no: str
+    zh_name: str
+    en_name: str
+
+
+def _told(session: Session, found: Iterable[Hit]) -> Iterator[Told]:
+    """One trigger per batch × parameter, the names of all of them read at once."""
+    triggers = _by_batch(found)
+    if not triggers:
+        return
+    names = Names.of(session, triggers.values())
+    for t in triggers.values():
+        zh_name, en_name = names.user(t.point.analyst_id)
+        yield Told(t, names, names.batches.get(t.point.batch_id, ""), zh_name, en_name)
+
+
 def _finding(names: Names, t: Trigger, evidence: dict[str, Any], zh: str, en: str) -> Finding:
     p = t.point
     return Finding(key=f"{p.parameter}|{','.join(sorted(set(t.refs)))}", summary_zh=clip(zh), summary_en=clip(en),
@@ -318,17 +340,12 @@ class DuplicatesExactlyEqual(AnomalyRule):
 
     def find(self, session: Session, window: ScanWindow, limits: Limits) -> Iterator[Finding]:
         count, of_last = count_of(limits, "count"), count_of(limits, "of_last")
-        triggers = _by_batch(_trailing_hits(self._pairs(session, window), of_last, count))
-        if not triggers:
-            return
-        names = Names.of(session, triggers.values())
-        for t in triggers.values():
-            p = t.point
+        for told in _told(session, _trailing_hits(self._pairs(session, window), of_last, count)):
+            t, p, names = told.t, told.t.point, told.names
+            batch_no, zh_name, en_name = told.batch_no, told.zh_name, told.en_name
             zeros = t.extra["hits"]
             mine = [q for q in t.recent if q.batch_id == p.batch_id and q.hit]
             pairs = listed(f"{names.samples.get(q.sample_id or 0, q.ref)} {'/'.join(q.values)}" for q in mine)
-            zh_name, en_name = names.user(p.analyst_id)
-            batch_no = names.batches.get(p.batch_id, "")
             yield _finding(names, t, {
                 "rule": A01_WORDING, "count": count, "of_last": of_last, "zero_pairs": zeros,
                 "pairs": [names.point(q) for q in t.recent]},
@@ -412,15 +429,10 @@ class RecoveriesAtHundred(AnomalyRule):
     on_submission = False  # the long-term SD reads the analyst's whole history
 
     def find(self, session: Session, window: ScanWindow, limits: Limits) -> Iterator[Finding]:
-        triggers = _by_batch(self._triggers(session, window, limits))
-        if not triggers:
-            return
-        names = Names.of(session, triggers.values())
         count, of_last, band = count_of(limits, "count"), count_of(limits, "of_last"), limits["band"]
-        for t in triggers.values():
-            p = t.point
-            batch_no = names.batches.get(p.batch_id, "")
-            zh_name, en_name = names.user(p.analyst_id)
+        for told in _told(session, self._triggers(session, window, limits)):
+            t, p, names = told.t, told.t.point, told.names
+            batch_no, zh_name, en_name = told.batch_no, told.zh_name, told.en_name
             mine = listed(f"{names.samples.get(q.sample_id or 0, q.ref)} {q.values[0]}"
                           for q in t.recent if q.batch_id == p.batch_id)
             reasons_zh, reasons_en = [], []
@@ -508,15 +520,10 @@ class BlanksAlwaysZero(AnomalyRule):
 
     def find(self, session: Session, window: ScanWindow, limits: Limits) -> Iterator[Finding]:
         count, of_last = count_of(limits, "count"), count_of(limits, "of_last")
-        triggers = _by_batch(_trailing_hits(self._blanks(session, window), of_last, count))
-        if not triggers:
-            return
-        names = Names.of(session, triggers.values())
-        for t in triggers.values():
-            p = t.point
+        for told in _told(session, _trailing_hits(self._blanks(session, window), of_last, count)):
+            t, p, names = told.t, told.t.point, told.names
+            batch_no, zh_name, en_name = told.batch_no, told.zh_name, told.en_name
             zeros = t.extra["hits"]
-            batch_no = names.batches.get(p.batch_id, "")
-            zh_name, en_name = names.user(p.analyst_id)
             batches = listed(dict.fromkeys(names.batches.get(q.batch_id, "") for q in t.recent))
             yield _finding(names, t, {
                 "rule": A19_WORDING, "count": count, "of_last": of_last, "zero_blanks": zeros,
