@@ -161,6 +161,35 @@ document.addEventListener('securitypolicyviolation', function (e) {
 """
 
 
+@pytest.fixture(scope="session")
+def server_settings(server, tmp_path_factory: pytest.TempPathFactory):
+    """The settings of the running e2e server: its data dir is the session's e2e-data folder."""
+    from app.config import Settings
+
+    folders = {p.resolve() for p in tmp_path_factory.getbasetemp().glob("e2e-data*") if (p / "lims.db").exists()}
+    assert len(folders) == 1, folders
+    return Settings(data_dir=folders.pop())
+
+
+@pytest.fixture(scope="module")
+def server_db(server_settings):
+    """The database of the running e2e server: to set up through the services what a walk needs,
+    and to check what the pages wrote."""
+    from app.core.db import Database
+
+    db = Database.from_settings(server_settings)
+    yield db
+    db.engine.dispose()
+
+
+def user_named(session, username: str):
+    from sqlalchemy import select
+
+    from app.people.models import User
+
+    return session.scalars(select(User).where(User.username == username)).one()
+
+
 @pytest.fixture
 def new_page(browser, server) -> Iterator[Callable[..., tuple[object, ConsoleLog]]]:
     """`page, log = new_page(viewport, javascript=True)`: a fresh context (no cookies) whose console errors land

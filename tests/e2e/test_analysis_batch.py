@@ -26,8 +26,7 @@ from sqlalchemy import select
 from app.analysis import batches, methods
 from app.analysis.demo import ICPMS, METALS_INTERMEDIATE, METALS_METHOD, SRM_DILUTION
 from app.analysis.models import AnalysisBatch, AnalysisResult, BatchPosition, CorrectiveAction
-from app.config import Settings
-from app.core.db import Database, utcnow
+from app.core.db import utcnow
 from app.core.labtime import lab_calendar
 from app.reference_materials.models import StandardSolution
 from tests.e2e.conftest import DEMO_PASSWORD, DESKTOP, PHONE, sign_in
@@ -46,17 +45,6 @@ SAMPLE_READS = ({"Cu": "2.314", "Zn": "6.08", "Pb": "0.523", "Cd": "0.061"},
 DUPLICATE_READ = {"Cu": "1.851", "Zn": "9.52", "Pb": "1.096", "Cd": "0.092"}
 BLANK_READ = {"Cu": "0.012", "Zn": "0.105", "Pb": "0.008", "Cd": "0.003"}  # below each MDL
 SPIKED_CU = "8.100"  # (8.100 - 2.100) / 10.0 = 60 % recovery: fails 70–130 %
-
-
-@pytest.fixture(scope="module")
-def server_db(server, tmp_path_factory):
-    """The database of the running e2e server, to find the demo's samples and standards and to
-    check what the pages wrote."""
-    folders = {p.resolve() for p in tmp_path_factory.getbasetemp().glob("e2e-data*") if (p / "lims.db").exists()}
-    assert len(folders) == 1, folders
-    db = Database.from_settings(Settings(data_dir=folders.pop()))
-    yield db
-    db.engine.dispose()
 
 
 @pytest.fixture(scope="module")

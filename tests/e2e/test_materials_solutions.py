@@ -20,14 +20,12 @@ import zxingcpp
 from PIL import Image
 from sqlalchemy import func, select
 
-from app.config import Settings
-from app.core.db import Database, utcnow
+from app.core.db import utcnow
 from app.core.files import file_store
 from app.instruments.service import Upload
-from app.people.models import User
 from app.reference_materials import service
 from app.reference_materials.models import StandardSolution
-from tests.e2e.conftest import DESKTOP, PHONE, SCREENSHOTS, ensure_language, sign_in
+from tests.e2e.conftest import DESKTOP, PHONE, SCREENSHOTS, ensure_language, sign_in, user_named
 from tests.e2e.layout import layout_problems
 
 pytestmark = pytest.mark.e2e
@@ -41,29 +39,13 @@ D = Decimal
 
 
 @pytest.fixture(scope="module")
-def server_db(server, tmp_path_factory):
-    """The database of the running e2e server (its data dir is the session's e2e-data folder), for
-    setting up stock through the services and counting rows."""
-    folders = {p.resolve() for p in tmp_path_factory.getbasetemp().glob("e2e-data*") if (p / "lims.db").exists()}
-    assert len(folders) == 1, folders
-    settings = Settings(data_dir=folders.pop())
-    db = Database.from_settings(settings)
-    yield db, settings
-    db.engine.dispose()
-
-
-def _user(session, username: str) -> User:
-    return session.scalars(select(User).where(User.username == username)).one()
-
-
-@pytest.fixture(scope="module")
-def stock(server_db) -> dict:
+def stock(server_db, server_settings) -> dict:
     """An ammonia-nitrogen CRM with an opened unit, and a total-phosphorus CRM whose unit expired
     25 days ago (opened 30 days ago, stable 5 days after opening)."""
-    db, settings = server_db
+    db, settings = server_db, server_settings
     store = file_store(settings.ensure_data_dir())
     with db.transaction() as session:
-        custodian = _user(session, "technical")
+        custodian = user_named(session, "technical")
         nh3 = service.register_material(session, custodian, service.MaterialFacts(
             certificate_no="GBW(E)081987", name_zh="水中氨氮溶液标准物质（e2e）",
             name_en="Ammonia nitrogen in water (e2e)",
@@ -90,7 +72,7 @@ def stock(server_db) -> dict:
 
 
 def solution_count(server_db) -> int:
-    db, _ = server_db
+    db = server_db
     with db.reading() as session:
         return session.scalar(select(func.count()).select_from(StandardSolution))
 
@@ -250,10 +232,10 @@ def test_two_step_dilution_label_and_an_expired_unit(new_page, screenshots, serv
     walk.look("refused-expired")
 
     # ---- the certificate is withdrawn: the forward page says so before anything else
-    db, _ = server_db
+    db = server_db
     with db.transaction() as session:
         lot = service.get_lot(session, stock["lot_id"])
-        service.change_lot_status(session, _user(session, "quality"), lot, "withdrawn",
+        service.change_lot_status(session, user_named(session, "quality"), lot, "withdrawn",
                                   reason="生产方撤销证书：定值有误 (certificate withdrawn by the producer)")
     page.goto(f"/reference-materials/lots/{stock['lot_id']}/forward")
     banner = page.locator(".alert[data-lot-status=withdrawn]")

@@ -29,8 +29,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from app.config import Settings
-from app.core.db import Database
 from app.oversight import models as _oversight_models  # noqa: F401  (the oversight tables, for the mappers)
 from app.oversight.demo import call_note_png
 from app.oversight.models import AnomalyAlarm, InterferenceRecord
@@ -42,16 +40,6 @@ pytestmark = pytest.mark.e2e
 DOCS = ROOT / "docs" / "screenshots"
 SEED = "e2e-draw-2026"
 CADRE = "马建设"
-
-
-@pytest.fixture(scope="module")
-def server_db(server, tmp_path_factory):
-    """The database of the running e2e server (to check what the pages wrote)."""
-    folders = {p.resolve() for p in tmp_path_factory.getbasetemp().glob("e2e-data*") if (p / "lims.db").exists()}
-    assert len(folders) == 1, folders
-    db = Database.from_settings(Settings(data_dir=folders.pop()))
-    yield db
-    db.engine.dispose()
 
 
 class Walk:

@@ -15,16 +15,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from app.config import Settings
-from app.core.db import Database, utcnow
+from app.core.db import utcnow
 from app.core.files import file_store
 from app.instruments.service import Upload
-from app.people.models import User
 from app.reference_materials import service as rm
 from app.reference_materials import solutions
 from app.samples.lab_models import PrepBatch, PrepBatchItem
 from app.samples.models import Container, Sample, SampleState
-from tests.e2e.conftest import DEMO_PASSWORD, DESKTOP, PHONE, sign_in
+from tests.e2e.conftest import DEMO_PASSWORD, DESKTOP, PHONE, sign_in, user_named
 from tests.e2e.layout import layout_problems
 
 pytestmark = pytest.mark.e2e
@@ -36,25 +34,10 @@ FLASK = solutions.DeviceFacts("final_volume", "100 mL 单标线容量瓶", D("0.
 
 
 @pytest.fixture(scope="module")
-def server_db(server, tmp_path_factory):
-    """The database of the running e2e server, for setting up through the services."""
-    folders = {p.resolve() for p in tmp_path_factory.getbasetemp().glob("e2e-data*") if (p / "lims.db").exists()}
-    assert len(folders) == 1, folders
-    settings = Settings(data_dir=folders.pop())
-    db = Database.from_settings(settings)
-    yield db, settings
-    db.engine.dispose()
-
-
-def _user(session, username: str) -> User:
-    return session.scalars(select(User).where(User.username == username)).one()
-
-
-@pytest.fixture(scope="module")
-def bench(server_db) -> dict:
+def bench(server_db, server_settings) -> dict:
     """Two samples of recent rounds kept in the sample room (the lab demo received and stored
     them; their metals keep 14 days), a Cu standard solution and HNO3."""
-    db, settings = server_db
+    db, settings = server_db, server_settings
     store = file_store(settings.ensure_data_dir())
     with db.transaction() as session:
         since = utcnow() - timedelta(days=10)  # Cu, Zn, Pb, Cd keep 14 days (HJ 493-2009)
@@ -70,7 +53,7 @@ def bench(server_db) -> dict:
             Container.state == "received").order_by(Container.barcode)))
         metals = [c.barcode for c in containers if '"Cu"' in c.parameters]
 
-        technical = _user(session, "technical")
+        technical = user_named(session, "technical")
         material = rm.register_material(session, technical, rm.MaterialFacts(
             certificate_no="GBW(E)080122", name_zh="水中铜成分分析标准物质（e2e）", name_en="Copper in water (e2e)",
             producer="生态环境部标准样品研究所", matrix="水", opened_shelf_life_days=90))
@@ -104,7 +87,7 @@ def look(page, log, screenshots, name: str, problems: list[str], *, widths=(DESK
 
 
 def test_an_analyst_prepares_a_digestion_batch(new_page, screenshots, server_db, bench):
-    db, _ = server_db
+    db = server_db
     problems: list[str] = []
     page, log = new_page(PHONE)
     sign_in(page, "analyst")

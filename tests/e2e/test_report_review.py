@@ -30,37 +30,21 @@ from sqlalchemy import select
 
 from app.analysis import qualifications, submission
 from app.analysis.models import AnalysisBatch, AnalysisResult, BatchPosition, MethodVersion
-from app.config import Settings
-from app.core.db import Database, utcnow
+from app.core.db import utcnow
 from app.core.labtime import lab_calendar
-from app.people.models import User
 from app.reports import scopes
 from app.reports.content import load_content
 from app.reports.models import Report, ReportState
 from app.samples.field import signed_field_readings
 from app.samples.models import Sample, SampleParameter
 from app.sites import models as _site_models  # noqa: F401  (the sample's site tables, for the mappers)
-from tests.e2e.conftest import DEMO_PASSWORD, DESKTOP, PHONE, ROOT, sign_in
+from tests.e2e.conftest import DEMO_PASSWORD, DESKTOP, PHONE, ROOT, sign_in, user_named
 from tests.e2e.layout import layout_problems
 
 pytestmark = pytest.mark.e2e
 
 DOCS = ROOT / "docs" / "screenshots"
 NOT_ANALYSED = "该项目不在本次委托范围内，委托方书面确认不测定"
-
-
-@pytest.fixture(scope="module")
-def server_db(server, tmp_path_factory):
-    """The database of the running e2e server (setup and checks of what the pages wrote)."""
-    folders = {p.resolve() for p in tmp_path_factory.getbasetemp().glob("e2e-data*") if (p / "lims.db").exists()}
-    assert len(folders) == 1, folders
-    db = Database.from_settings(Settings(data_dir=folders.pop()))
-    yield db
-    db.engine.dispose()
-
-
-def _user(session, username: str) -> User:
-    return session.scalars(select(User).where(User.username == username)).one()
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +64,8 @@ def samples(server_db) -> list[str]:
         assert rows, "the demo leaves no sample with a signed, QC-passed result"
         chosen = list(dict.fromkeys(s.sample_no for s, _ in rows))[:2]
         assert len(chosen) == 2, chosen
-        analyst, technical = _user(session, "analyst"), _user(session, "technical")
-        quality, checker, signatory = _user(session, "quality"), _user(session, "checker"), _user(session, "signatory")
+        analyst, technical, quality, checker, signatory = (
+            user_named(session, name) for name in ("analyst", "technical", "quality", "checker", "signatory"))
         method_ids = {session.get(MethodVersion, v).method_id for s, v in rows if s.sample_no in chosen}
         today = lab_calendar(session).today()
         for no in chosen:
