@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -200,6 +201,23 @@ def _write_before_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_head(session: Session) -> None:
     session.info.pop(_STATE_KEY, None)
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """A savepoint the chain survives: if the block fails, its rows and the events it appended
+    are undone together, and the next event chains to the last one that stays."""
+    flush_pending(session)
+    state = _state(session)
+    mark = (state.head_seq, state.head_hash)
+    try:
+        with session.begin_nested():
+            yield
+            flush_pending(session)
+    except BaseException:
+        state.head_seq, state.head_hash = mark
+        state.pending = []
+        raise
 
 
 def head(session: Session) -> tuple[int, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +51,7 @@ TRIGGERS = ("cli", "schedule", "submission", "page")
 CHUNK = 500  # findings per fingerprint lookup and bulk insert
 MAX_REASON = 2000
 MAX_SETTING_REASON = 500
+log = logging.getLogger(__name__)
 OPEN_STATES = (AlarmState.OPEN.value, AlarmState.INVESTIGATING.value)
 CLOSED_STATES = (AlarmState.DISMISSED.value, AlarmState.CONFIRMED.value)
 SCAN_JOB = "anomaly_scan"
@@ -177,7 +179,7 @@ def set_rule_settings(session: Session, actor: Any, code: str, *, enabled: bool,
                              thresholds=canonical_json({k: format(v, "f") for k, v in limits.items()}),
                              reason=text, set_at=utcnow(), set_by_id=actor.id)
     try:
-        with session.begin_nested():
+        with audit.savepoint(session):
             session.add(row)
             session.flush()
     except IntegrityError:  # the same version saved by someone else between the read and the insert
@@ -198,6 +200,7 @@ class ScanOutcome:
     scan_id: int
     raised: dict[str, int] = field(default_factory=dict)  # rule code → new alarms
     seen: dict[str, int] = field(default_factory=dict)  # rule code → findings that were alarms already
+    failed: dict[str, str] = field(default_factory=dict)  # rule code → the error (submission scans only)
 
 
 def fingerprint(code: str, key: str) -> str:
@@ -283,25 +286,42 @@ def scan(session: Session, actor: Any, window: ScanWindow, *, trigger: str, rule
     session.flush()
     outcome = ScanOutcome(record.id)
     for rule in chosen:
-        setting = settings[rule.code]
-        raised = seen = 0
-        if progress:
-            progress(rule.code, 0)
-        for chunk in _chunks(rule.find(session, window, dict(setting.limits))):
-            new, old = _store_chunk(session, actor, record, rule, setting.version, chunk, now)
-            raised, seen = raised + new, seen + old
-            if progress:
-                progress(rule.code, raised + seen)
-        outcome.raised[rule.code], outcome.seen[rule.code] = raised, seen
+        if trigger != "submission":
+            _run_rule(session, actor, record, rule, settings[rule.code], window, now, outcome, progress)
+            continue
+        # a rule that breaks must not stop an analyst signing their batch: its part is undone,
+        # the failure is kept with the scan, and the next scheduled scan reads the batch again
+        try:
+            with audit.savepoint(session):
+                _run_rule(session, actor, record, rule, settings[rule.code], window, now, outcome, progress)
+        except Exception as error:  # noqa: BLE001 (any failure of detection code)
+            log.exception("anomaly rule %s failed in the submission scan %s", rule.code, record.id)
+            outcome.raised.pop(rule.code, None)
+            outcome.seen.pop(rule.code, None)
+            outcome.failed[rule.code] = f"{type(error).__name__}: {error}"[:300]
     record.finished_at = utcnow()
-    record.counts = canonical_json(outcome.raised)
+    record.counts = canonical_json({**outcome.raised, **({"failed": sorted(outcome.failed)} if outcome.failed
+                                                         else {})})
     session.flush()
     audit.append(session, actor, "oversight.scan_finished", "anomaly_scan", record.id, None, {
         "trigger": trigger, "since": window.since, "until": window.until,
         "batch_ids": list(window.batch_ids or ()), "rules": [r.code for r in chosen],
         "versions": {r.code: settings[r.code].version for r in chosen},
-        "raised": outcome.raised, "seen": outcome.seen})
+        "raised": outcome.raised, "seen": outcome.seen, **({"failed": outcome.failed} if outcome.failed else {})})
     return outcome
+
+
+def _run_rule(session: Session, actor: Any, record: AnomalyScan, rule: AnomalyRule, setting: RuleSetting,
+              window: ScanWindow, now: datetime, outcome: ScanOutcome, progress: Progress | None) -> None:
+    raised = seen = 0
+    if progress:
+        progress(rule.code, 0)
+    for chunk in _chunks(rule.find(session, window, dict(setting.limits))):
+        new, old = _store_chunk(session, actor, record, rule, setting.version, chunk, now)
+        raised, seen = raised + new, seen + old
+        if progress:
+            progress(rule.code, raised + seen)
+    outcome.raised[rule.code], outcome.seen[rule.code] = raised, seen
 
 
 def scan_signed_batch(session: Session, actor: Any, batch_id: int) -> ScanOutcome:

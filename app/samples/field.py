@@ -542,7 +542,7 @@ def record_field_entry(session: Session, actor: User, entry: FieldEntryInput) ->
         entered_by_id=actor.id, entered_at=utcnow(),
     )
     try:
-        with session.begin_nested():
+        with audit.savepoint(session):
             session.add(row)
             session.flush()
     except IntegrityError:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core import audit
 from app.core.auth import DbSession, require
 from app.core.db import committing
 from app.core.errors import DomainError, InvalidInput
@@ -166,7 +167,7 @@ def _apply(session: Session, user: User, item: Any, index: int, key: str | None,
         parsed = _parsed(item)
         client_id = parsed.client_id or (derived_client_id(user, key, index) if key is not None else "")
         answer.update(client_id=client_id, sample_no=parsed.sample_no)
-        with session.begin_nested():
+        with audit.savepoint(session):
             outcome = field.record_field_entry(session, user, parsed.entry(client_id))
     except DomainError as refusal:
         answer["problem"] = field.entry_problem(refusal, language)

@@ -246,7 +246,7 @@ def record_handover(session: Session, actor: User, containers: Sequence[Containe
     """Record the checked hand-over (a twin with the same client id committing first makes this
     the repeat it is) and put collected samples in transit."""
     try:
-        with session.begin_nested():
+        with audit.savepoint(session):
             event = record_custody(
                 session, actor, containers, CustodyKind.HANDOVER, giver=giver, taker=taker,
                 occurred_at=details.occurred_at, shipment_id=shipment_id, cooler_temp_c=details.cooler_temp_c,

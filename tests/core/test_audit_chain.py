@@ -120,3 +120,34 @@ def test_a_rolled_back_change_leaves_no_event(db):
         audit.append(session, None, "x.changed", "x", 2, None, {"a": 2})
     (event,) = rows(db)
     assert event["seq"] == 1 and json.loads(event["after"]) == {"a": 2}
+
+
+# ---------------------------------------------------------------- savepoints
+
+
+def test_a_savepoint_rolled_back_keeps_the_events_appended_before_it(db):
+    """What a transaction appended before a savepoint stays when the savepoint is undone; what
+    was appended inside goes with it, even when it had been written; the chain goes on from the
+    last event that stays. (A bare SQLAlchemy savepoint loses the buffered events before it once
+    anything inside writes the buffer: hence the rule below.)"""
+    with db.transaction() as session:
+        audit.append(session, None, "test.before", "thing", 1, None, {"n": 1})  # buffered, not written yet
+        with pytest.raises(RuntimeError), audit.savepoint(session):
+            audit.append(session, None, "test.inside", "thing", 2, None, {"n": 2})
+            audit.flush_pending(session)
+            audit.append(session, None, "test.inside", "thing", 3, None, {"n": 3})  # still buffered
+            raise RuntimeError("undone")
+        audit.append(session, None, "test.after", "thing", 4, None, {"n": 4})
+    assert [r["action"] for r in rows(db)] == ["test.before", "test.after"]
+    with db.reading() as session:
+        assert audit.verify_chain(session, None).ok
+
+
+def test_services_take_savepoints_through_the_audit_module():
+    """Every savepoint in the app is `audit.savepoint` (a bare `begin_nested` can drop events)."""
+    from pathlib import Path
+
+    app = Path(__file__).resolve().parents[2] / "app"
+    bare = [str(p.relative_to(app)) for p in app.rglob("*.py")
+            if "begin_nested(" in p.read_text(encoding="utf-8") and p.name != "audit.py"]
+    assert bare == [], bare

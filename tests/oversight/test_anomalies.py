@@ -344,6 +344,49 @@ def test_a_signed_batch_is_scanned_in_the_submitters_transaction(db, users, lab,
     assert count(db, AnomalyAlarm) == 1
 
 
+class BrokenRule(FakeRule):
+    """Stores its first findings, then breaks (a bug in detection code)."""
+
+    code = "Z00"  # runs first: what the signing buffered is still unwritten when it breaks
+    title_en = "Broken test rule"
+
+    def find(self, session, window, limits) -> Iterator[Finding]:
+        self.calls.append((window, dict(limits)))
+        yield from self.findings
+        raise ZeroDivisionError("a bug in the rule")
+
+
+def test_a_rule_that_breaks_does_not_stop_the_analyst_signing(db, users, lab, fake_rules, monkeypatch):
+    """The broken rule's part is undone (its alarms and their audit events), the other rules'
+    alarms stay, the failure is kept with the scan, and the audit chain stays whole. A history
+    scan (CLI, schedule) still fails loudly."""
+    import app.oversight  # noqa: F401  (registers the hook)
+    from app.core import audit
+
+    base.register(BrokenRule)
+    monkeypatch.setattr(anomalies, "CHUNK", 2)  # the broken rule stores a chunk before it breaks
+    m = lab.method("HJ 535-2009", ("NH3-N", "0.025"))
+    (s1,) = lab.samples(1)
+    batch = lab.batch(m, users["analyst"])
+    fake_rules["Z01"].findings = [finding("kept", [s1], batch_id=batch.id)]
+    broken = base._rules["Z00"]
+    broken.findings = [finding(f"lost {n}", [s1], batch_id=batch.id) for n in range(3)]
+    with db.transaction() as session:
+        audit.append(session, users["analyst"], "test.batch_signed", "analysis_batch", batch.id)  # the signing's own
+        batch_signed(session, users["analyst"], batch.id)
+    assert [a.fingerprint for a in alarms(db)] == [anomalies.fingerprint("Z01", "kept")]
+    assert len(events(db, "test.batch_signed")) == 1
+    with db.reading() as session:
+        record = session.scalars(select(AnomalyScan)).one()
+        assert json.loads(record.counts) == {"Z01": 1, "failed": ["Z00"]}
+        assert audit.verify_chain(session, None).ok
+    finished = events(db, "oversight.scan_finished")
+    assert json.loads(finished[-1].after)["failed"] == {"Z00": "ZeroDivisionError: a bug in the rule"}
+    assert len(events(db, "oversight.alarm_raised")) == 1
+    with pytest.raises(ZeroDivisionError):
+        run_scan(db, rules=["Z00"])
+
+
 def test_the_scheduled_scan_runs_once_a_day_since_the_last(db, settings, fake_rules):
     from app.core.jobs import JOBS, anomaly_scan_if_due
 

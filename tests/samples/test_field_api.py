@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 
+from app.core import audit
+from app.core.audit import AuditEvent
 from app.core.db import utcnow
 from app.instruments.usage import usages_between
 from app.people import service as people
@@ -115,6 +117,11 @@ def test_a_queue_is_applied_in_order_and_a_refused_entry_loses_nothing_else(
     assert answer["results"][5]["problem"]["code"] == "invalid_field_entry"
     assert "sample_no" in answer["results"][5]["problem"]["message_en"]
     assert entry_count(db) == 3
+    # the refused entries' savepoints took none of the recorded ones' audit events with them
+    with db.reading() as session:
+        recorded = session.scalars(select(AuditEvent.after).where(AuditEvent.action == "field_entry.recorded")).all()
+        assert len(recorded) == 3, recorded
+        assert audit.verify_chain(session, None).ok
     # the same queue again (the network dropped before the answer came): nothing new
     again = api.post("/api/v1/field-entries", json={"entries": queue}, headers=headers).json()
     assert [r["status"] for r in again["results"]] == ["duplicate", "refused", "duplicate", "duplicate",
