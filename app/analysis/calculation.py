@@ -146,6 +146,6 @@ def calculate(rule: ParameterRule, reading: Decimal, reading_unit: str, dilution
             steps["concentration_in_unit"] = str(concentration)
         curve_id = curve.id
     value = _result(concentration * dilution)
-    below = value < rule.mdl
+    below = rule.mdl > 0 and value < rule.mdl  # an MDL of 0: a direct reading, never "below"
     steps.update(value=str(value), unit=rule.unit, mdl=str(rule.mdl), below_mdl=below)
     return Calculated(value, rule.unit, below, curve_id, steps)

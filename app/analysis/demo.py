@@ -11,9 +11,10 @@ services as the demo users would, at the times the acts happened (app.samples.la
   reports with their method, inside the CMA scope: HJ 1147-2020 pH (electrode), GB 13195-1991
   water temperature (thermometer), HJ 506-2009 dissolved oxygen (electrochemical probe) and, for
   conductivity, SL 78-1994 (conductivity meter): the lab's usual reference, 《水和废水监测分析方法》
-  (第四版增补版) 3.1.9(1), has no standard number with a year, which a method code needs. The
-  methods service wants a positive MDL, so each carries its reading resolution (verify against
-  the standards, which give a range, not an MDL). The sampler and the checker hold their 上岗证.
+  (第四版增补版) 3.1.9(1), has no standard number with a year, which a method code needs. They
+  are direct readings with no detection limit (the standards give a range, not an MDL): MDL 0,
+  printed "—"; pH to one decimal as HJ 1147-2020 asks. The sampler and the checker hold their
+  上岗证.
 - GB 3838-2002 and GB 3095-2012 are loaded; every demo river and lake section is assigned to
   GB 3838-2002 with its target class. The built-in import profiles are there.
 - A month of river rounds (the demo sampler, two sections a working day, through the field and
@@ -196,14 +197,16 @@ def _field_method_facts() -> list[methods.MethodFacts]:
     # units as the reports print them (the field record keeps pH, °C, mg/L, µS/cm: the same scales)
     return [
         _field_method(PH, "水质 pH值的测定 电极法", "Water quality — pH — Electrode method",
-                      _parameter("pH", "无量纲", "0.01", 2), "HJ 1147-2020：现场测定，读数稳定后记录，同时记录水温"),
+                      # HJ 1147-2020: results to one decimal, with the water temperature of the reading
+                      _parameter("pH", "无量纲", "", 1, below_mdl="none"),
+                      "HJ 1147-2020：现场测定，读数稳定后记录，结果保留一位小数，同时记录水温"),
         _field_method(WT, "水质 水温的测定 温度计或颠倒温度计测定法",
                       "Water quality — Water temperature — Thermometer or reversing thermometer",
-                      _parameter("WT", "℃", "0.1", 1), "GB 13195-1991：表层水温，感温 5 min 后读数"),
+                      _parameter("WT", "℃", "", 1, below_mdl="none"), "GB 13195-1991：表层水温，感温 5 min 后读数"),
         _field_method(DO, "水质 溶解氧的测定 电化学探头法", "Water quality — Dissolved oxygen — Electrochemical probe",
-                      _parameter("DO", "mg/L", "0.1", 1), "HJ 506-2009：现场测定，按水温与气压补偿"),
+                      _parameter("DO", "mg/L", "", 1, below_mdl="none"), "HJ 506-2009：现场测定，按水温与气压补偿"),
         _field_method(EC, "电导率的测定（电导仪法）", "Conductivity — Conductivity meter",
-                      _parameter("EC", "μS/cm", "1", 0), "SL 78-1994：现场测定，25 ℃ 温度补偿"),
+                      _parameter("EC", "μS/cm", "", 0, below_mdl="none"), "SL 78-1994：现场测定，25 ℃ 温度补偿"),
     ]
 
 

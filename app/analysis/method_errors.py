@@ -47,8 +47,15 @@ class ParameterRepeated(InvalidInput):
 
 class MdlNotPositive(InvalidInput):
     code = "method_mdl_not_positive"
-    message_zh = "{parameter} 的方法检出限须大于零：{value}。"
-    message_en = "The MDL of {parameter} must be greater than zero: {value}."
+    message_zh = "{parameter} 的方法检出限须大于零：{value}。（直读项目如 pH 请选择“无检出限”）"
+    message_en = ("The MDL of {parameter} must be greater than zero: {value}. (For a direct reading such as pH, "
+                  "choose \"no detection limit\".)")
+
+
+class MdlNotApplicable(InvalidInput):
+    code = "method_mdl_not_applicable"
+    message_zh = "{parameter} 设为“无检出限”（直读项目），检出限须为 0 或留空：{value}。"
+    message_en = "{parameter} is a direct reading with no detection limit: leave the MDL empty or 0, not {value}."
 
 
 class ReportingRuleInvalid(InvalidInput):

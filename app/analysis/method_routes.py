@@ -53,7 +53,8 @@ CALCULATION_NAMES = {
 CURVE_NAMES = {CurveKind.LINEAR.value: N_("Linear"), CurveKind.QUADRATIC.value: N_("Quadratic")}
 BELOW_MDL_NAMES = {BelowMdlStyle.MDL_L.value: N_("MDL followed by L (0.025L)"),
                    BelowMdlStyle.ND.value: N_("Not detected (ND / 未检出)"),
-                   BelowMdlStyle.LT_MDL.value: N_("Less than the MDL (<0.025)")}
+                   BelowMdlStyle.LT_MDL.value: N_("Less than the MDL (<0.025)"),
+                   BelowMdlStyle.NONE.value: N_("No detection limit: a direct reading (pH, temperature); MDL 0")}
 QC_NAMES = {
     "max_samples_per_batch": N_("Samples per batch (one QC unit)"), "blanks_per_batch": N_("Lab blanks per batch"),
     "duplicate_rate_pct": N_("Duplicates (per cent of samples)"), "spike_rate_pct": N_("Spikes (per cent of samples)"),

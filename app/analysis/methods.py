@@ -158,8 +158,16 @@ def _clean_parameter(facts: ParameterFacts) -> dict[str, Any]:
     name = lab_input.text(facts.parameter, "检测项目", "The parameter", 60, required=True)
     label_zh, label_en = f"{name} 的", f"{name}: "
     unit = lab_input.text(facts.unit, f"{label_zh}单位", f"{label_en}the unit", 16, required=True)
-    mdl = _number(facts.mdl, f"{label_zh}检出限", f"{label_en}the MDL", required=True)
-    if mdl is None or mdl <= 0:
+    style = (facts.below_mdl or "").strip()
+    if style not in {s.value for s in BelowMdlStyle}:
+        raise errors.BelowMdlStyleUnknown(style=style[:20] or "—")
+    direct = style == BelowMdlStyle.NONE.value
+    mdl = _number(facts.mdl, f"{label_zh}检出限", f"{label_en}the MDL", required=not direct)
+    if direct:
+        if mdl not in (None, 0):
+            raise errors.MdlNotApplicable(parameter=name, value=str(facts.mdl)[:30])
+        mdl = Decimal(0)
+    elif mdl is None or mdl <= 0:
         raise errors.MdlNotPositive(parameter=name, value=str(facts.mdl)[:30])
     lower = _number(facts.lower_limit, f"{label_zh}测定下限", f"{label_en}the lower limit")
     upper = _number(facts.upper_limit, f"{label_zh}测定上限", f"{label_en}the upper limit")
@@ -171,9 +179,6 @@ def _clean_parameter(facts: ParameterFacts) -> dict[str, Any]:
     if (decimals is None) == (figures is None) or (decimals is not None and not 0 <= decimals <= 6) \
             or (figures is not None and not 1 <= figures <= 6):
         raise errors.ReportingRuleInvalid(parameter=name)
-    style = (facts.below_mdl or "").strip()
-    if style not in {s.value for s in BelowMdlStyle}:
-        raise errors.BelowMdlStyleUnknown(style=style[:20] or "—")
     return {"parameter": name, "unit": unit, "mdl": mdl, "lower_limit": lower, "upper_limit": upper,
             "decimals": decimals, "significant_figures": figures, "below_mdl": style,
             "organic": bool(facts.organic)}

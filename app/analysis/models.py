@@ -55,6 +55,9 @@ class BelowMdlStyle(StrEnum):
     MDL_L = "mdl_l"  # "0.025L" (HJ/T 91-2002, water)
     ND = "nd"  # "ND" / 未检出 (soil, air)
     LT_MDL = "lt_mdl"  # "<0.025"
+    # a direct reading with no detection limit (pH, water temperature, conductivity on a meter):
+    # the MDL is 0, no value is "below" it, the report prints "—" in the MDL column
+    NONE = "none"
 
 
 class Method(SQLModel, table=True):

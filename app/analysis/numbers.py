@@ -75,7 +75,7 @@ def report_value(value: Decimal, *, mdl: Decimal | None, style: str, decimals: i
     """The text a report prints for a full-precision value (DOMAIN.md §4.3): below the MDL never
     a number but "0.025L" (water, HJ/T 91-2002), 未检出/ND, or "<0.025"; otherwise the value
     rounded once by the method's decimals or significant figures."""
-    if mdl is not None and value < mdl:
+    if mdl is not None and mdl > 0 and value < mdl:  # 0: a direct reading with no detection limit
         shown = format(mdl, "f")
         if style == "nd":
             return "未检出" if language.startswith("zh") else "ND"

@@ -379,10 +379,10 @@ def _value(line: ReportLine, language: str, evaluation: SampleEvaluation | None)
 
 def _row_key(line: ReportLine) -> tuple[str, str, str, str]:
     rule = line.rule
-    if line.result is None and line.field is not None:  # a field method may have no MDL
-        mdl = format(rule.mdl, "f") if rule and rule.mdl > 0 else "—"
-    else:
-        mdl = format(rule.mdl, "f") if rule else ""
+    if rule is None:
+        mdl = "—" if line.result is None and line.field is not None else ""
+    else:  # a direct reading (pH, temperature) has no detection limit: MDL 0, printed "—"
+        mdl = format(rule.mdl, "f") if rule.mdl > 0 else "—"
     return line.parameter, line.method_code, line.unit, mdl
 
 

@@ -73,6 +73,7 @@ BAD = [
     ("method_limits_invalid", lambda f: with_parameter(f, lower_limit="0.01")),
     ("method_limits_invalid", lambda f: with_parameter(f, lower_limit="0.1", upper_limit="0.1")),
     ("method_below_mdl_style_unknown", lambda f: with_parameter(f, below_mdl="zero")),
+    ("method_mdl_not_applicable", lambda f: with_parameter(f, mdl="0.01", below_mdl="none")),
     ("method_calculation_unknown", lambda f: with_version(f, calculation="guess")),
     ("method_curve_kind_unknown", lambda f: with_version(f, curve_kinds=["cubic"])),
     ("method_qc_out_of_range", lambda f: with_version(f, duplicate_rate_pct=150)),
@@ -85,6 +86,24 @@ BAD = [
     ("method_rd_limits_invalid", lambda f: with_version(f, duplicate_rd_limits=[("1", "5"), ("1", "6")])),
     ("method_instrument_unknown", lambda f: with_version(f, instruments=["JC-NOPE-9"])),
 ]
+
+
+@pytest.mark.parametrize("mdl", ["", "0", "0.0"])
+def test_a_direct_reading_has_no_detection_limit(db, technical, mdl):
+    """pH, water temperature, conductivity on a meter: the MDL is 0, nothing is ever "below" it,
+    and a negative reading (water at −0.4 ℃) is a number, never "0L"."""
+    from app.analysis.numbers import report_value
+
+    facts = method_facts("HJ 1147-2020", parameters=(
+        ParameterFacts("pH", "无量纲", mdl, decimals=1, below_mdl="none"),
+        ParameterFacts("WT", "℃", mdl, decimals=1, below_mdl="none")))
+    method = create(db, technical, facts)
+    with db.reading() as session:
+        params = methods.parameters_of(session, methods.version_in_force(session, method.id, utcnow()).id)
+        stored = {name: (p.mdl, p.below_mdl) for name, p in params.items()}
+    assert stored == {"pH": (0, "none"), "WT": (0, "none")}
+    assert report_value(D("-0.42"), mdl=D(0), style="none", decimals=1, significant_figures=None) == "-0.4"
+    assert report_value(D("7.45"), mdl=D(0), style="none", decimals=1, significant_figures=None) == "7.4"
 
 
 @pytest.mark.parametrize(("code", "change"), BAD, ids=[f"{c}-{i}" for i, (c, _) in enumerate(BAD)])

@@ -127,6 +127,18 @@ def test_a07_value_below_mdl_without_qualifier(lab, db):
     assert rule_by_code("A07").blocks_issue
 
 
+def test_a07_leaves_direct_readings_alone(lab, db):
+    """A direct reading has no detection limit (MDL 0): a water temperature of −0.4 ℃ is a value."""
+    from tests.analysis.conftest import ParameterSpec, make_method
+
+    m = make_method(db, lab.users["technical_manager"], "GB 13195-1991",
+                    parameters=(ParameterSpec("WT", "℃", "0", 1, below_mdl="none"),))
+    (s1,) = lab.samples(1, site=lab.site("WS01"))
+    lab.result(lab.batch(m), s1, "WT", "-0.4", unit="℃")
+
+    assert scan(db, "A07") == []
+
+
 def test_a07_converts_units_and_reads_only_current_sample_results(lab, db):
     m, site = nutrients(lab)
     s1, s2 = lab.samples(2, site=site)

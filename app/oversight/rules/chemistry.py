@@ -240,6 +240,7 @@ class BelowMdlWithoutQualifier(AnomalyRule):
                            mp.parameter == AnalysisResult.parameter))
             .where(AnalysisResult.sample_id.is_not(None), AnalysisResult.below_mdl.is_(False),
                    AnalysisResult.qualifier == "", entered_in(window),
+                   as_number(mp.mdl) > 0,  # a direct reading (MDL 0) has nothing below it
                    or_(AnalysisResult.unit != mp.unit, as_number(AnalysisResult.value) <= as_number(mp.mdl)),
                    current_result(), sample_position())
             .order_by(AnalysisResult.id)

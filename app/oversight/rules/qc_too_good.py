@@ -70,7 +70,7 @@ class Reporting:
         return value
 
     def below_mdl(self, value: Decimal, flagged: bool) -> bool:
-        return flagged or (self.mdl is not None and value < self.mdl)
+        return flagged or (self.mdl is not None and self.mdl > 0 and value < self.mdl)
 
 
 NO_RULE = Reporting()
