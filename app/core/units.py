@@ -116,3 +116,13 @@ def is_dimension(unit: str, *dimensions: Dimension) -> bool:
         return parse_unit(unit).dimension in dimensions
     except UnknownUnit:
         return False
+
+
+# Units written in Chinese by the lab's methods, as an English report prints them.
+UNIT_NAMES_EN = {"无量纲": "dimensionless", "无": "—"}
+
+
+def printed_unit(unit: str, language: str) -> str:
+    """The unit as a report in `language` ("zh" or "en") prints it: pH's 无量纲 is "dimensionless"
+    in English; symbols (mg/L, °C, μS/cm) are the same in both."""
+    return UNIT_NAMES_EN.get(unit, unit) if language == "en" else unit

@@ -49,6 +49,7 @@ from app.core import i18n
 from app.core.labtime import lab_calendar
 from app.core.pdf import print_templates, render_pdf
 from app.core.signatures import ElectronicSignature
+from app.core.units import printed_unit
 from app.people.models import Laboratory, User
 from app.people.service import current_lab
 from app.reports.content import ReportContent, ReportLine, ReportSampleContent, analysis_period
@@ -418,7 +419,7 @@ def _result_tables(content: ReportContent, samples: Sequence[PrintedSample], eva
                     line = next((x for x in s.lines if x.parameter == parameter
                                  and (not x.reported or _row_key(x) == key)), None)
                     cells.append(_value(line, language, evaluations.get(s.sample.id)) if line else None)
-                rows.append(ResultRow(parameter, key[1], key[2], key[3],
+                rows.append(ResultRow(parameter, key[1], printed_unit(key[2], language), key[3],
                                       (parameter, key[1], matrix) in flagged, tuple(cells)))
             tables.append(ResultTable(matrix, tuple(printed[s.sample.sample_no] for s in chunk), tuple(rows)))
     return tuple(tables)
@@ -435,7 +436,7 @@ def _method_lines(content: ReportContent, flagged: frozenset[tuple[str, str, str
         key = (parameter, code, unit, mdl, s.sample.matrix)
         if key not in seen:
             name = i18n.pick(line.method.name_zh, line.method.name_en, _language(language)) if line.method else ""
-            seen[key] = MethodLine(parameter, code, name, unit, mdl, s.sample.matrix,
+            seen[key] = MethodLine(parameter, code, name, printed_unit(unit, language), mdl, s.sample.matrix,
                                    (parameter, code, s.sample.matrix) in flagged, field=on_site)
     return tuple(seen.values())
 

@@ -169,6 +169,21 @@ def test_the_pdf_prints_field_values_with_units_and_the_field_method(db, reporta
     assert "未分析" not in text and "无结果" not in text
 
 
+def test_an_english_report_prints_chinese_unit_names_in_english(db, reportable, users):
+    """pH's unit 无量纲 is "dimensionless" on an English report; symbols stay as they are."""
+    _request(db, reportable.samples, "pH", "DO")
+    for sample in reportable.samples:
+        _reading(db, sample, reportable.sampler, "pH", "7.845", "pH")
+        _reading(db, sample, reportable.sampler, "DO", "7.80", "mg/L")
+    _field_methods(db, users["technical_manager"])
+    report = make_report(db, reportable.preparer, reportable.samples, language="en")
+    document = _document(db, report.id, reportable.signatory)
+    rows = {row.parameter: row for row in document.tables[0].rows}
+    methods = {m.parameter: m for m in document.methods}
+    assert (rows["pH"].unit, methods["pH"].unit) == ("dimensionless", "dimensionless")
+    assert (rows["DO"].unit, methods["DO"].unit) == ("mg/L", "mg/L")
+
+
 # ---------------------------------------------------------------- signed revisions only
 
 
