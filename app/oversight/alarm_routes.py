@@ -196,7 +196,8 @@ def _rules_page(request: Request, session: Session, *, error: DomainError | None
         {row.set_by_id for rows in histories.values() for row in rows} or {0})))}
     return _show(request, "oversight/anomaly_rules.html", {
         "rules": rules, "settings": settings, "histories": histories, "people": people,
-        "scans": anomalies.latest_scans(session), "form": form or {}}, error=error)
+        "scans": anomalies.latest_scans(session), "scan_counts": anomalies.scan_counts, "form": form or {}},
+                 error=error)
 
 
 @router.get(RULES, include_in_schema=False)

@@ -330,6 +330,19 @@ def scan_signed_batch(session: Session, actor: Any, batch_id: int) -> ScanOutcom
     return scan(session, actor, ScanWindow(until=utcnow(), batch_ids=(batch_id,)), trigger="submission")
 
 
+def scan_counts(counts: str) -> tuple[list[tuple[str, int]], list[str]]:
+    """A scan's stored counts as a page shows them: the rules that raised alarms (with how many)
+    and the rules that failed."""
+    try:
+        data = json.loads(counts or "{}")
+    except ValueError:
+        return [], []
+    failed = [str(code) for code in data.pop("failed", [])] if isinstance(data, dict) else []
+    raised = sorted((str(code), int(n)) for code, n in data.items() if isinstance(n, int) and n) \
+        if isinstance(data, dict) else []
+    return raised, failed
+
+
 def latest_scans(session: Session, limit: int = 10) -> list[AnomalyScan]:
     return list(session.scalars(select(AnomalyScan).order_by(AnomalyScan.started_at.desc(), AnomalyScan.id.desc())
                                 .limit(limit)))

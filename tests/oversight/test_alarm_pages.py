@@ -157,7 +157,8 @@ def test_a_scan_from_the_page_runs_as_a_job(client, db, users, fake_rules):  # n
         assert json.loads(scan.counts) == {"Z01": 1, "Z02": 0}
     window, _ = fake_rules["Z01"].calls[0]
     assert (window.until - window.since).days == 30
-    assert 'data-scan="' in client.get("/oversight/anomaly-rules").text
+    page = client.get("/oversight/anomaly-rules").text
+    assert 'data-scan="' in page and 'data-raised="Z01">Z01 × 1<' in page and 'data-raised="Z02"' not in page
     assert len(events(db, "oversight.scan_requested")) == 1
     client.cookies.clear()
     token = login(client, "reviewer")
@@ -179,3 +180,11 @@ def test_nav_worklist_and_the_sample_section(client, db, users, lab, fake_rules)
     page = client.get(f"/samples/{sample_no}")
     assert page.status_code == 200 and 'data-alarm="' not in page.text
     assert client.get("/oversight/alarms").status_code == 403
+
+
+def test_scan_counts_read_what_a_scan_stored():
+    from app.oversight.anomalies import scan_counts
+
+    assert scan_counts('{"A01":0,"A03":2,"A12":1}') == ([("A03", 2), ("A12", 1)], [])
+    assert scan_counts('{"A01":0,"failed":["Z00"]}') == ([], ["Z00"])
+    assert scan_counts("") == ([], []) and scan_counts("not json") == ([], [])
