@@ -36,7 +36,7 @@ from __future__ import annotations
 import io
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -61,7 +61,7 @@ from app.analysis.models import AnalysisBatch, BatchPosition, Method, PositionRo
 from app.core import signatures
 from app.core.db import utcnow
 from app.core.files import FileStore
-from app.core.labtime import lab_calendar
+from app.core.labtime import LabCalendar, lab_calendar
 from app.instruments.service import Upload
 from app.people.models import User
 from app.reference_materials import service as rm_service
@@ -707,18 +707,31 @@ def _imported_icpms_batch(demo: _Demo, day: _Round) -> AnalysisBatch | None:
     return batch
 
 
+def last_working_afternoon(calendar: LabCalendar, now: datetime) -> datetime:
+    """13:30 lab time on the latest working day (Monday to Friday) whose afternoon work, an hour
+    of it, is over by `now`: the demo's bench work of "today" happens in working hours whenever
+    the demo is loaded, so no bulk off-hours entry (A12) depends on the hour of loading."""
+    day = calendar.local_date(now)
+    while True:
+        moment = datetime.combine(day, time(13, 30), tzinfo=calendar.tz).astimezone(UTC)
+        if day.weekday() < 5 and moment + timedelta(hours=1) <= now:
+            return moment
+        day -= timedelta(days=1)
+
+
 def _metals_today(demo: _Demo, rounds: list[_Round]) -> None:
-    """Today at the ICP-MS (the metals keep 14 days): one batch running with half its results
-    typed in (the analyst's worklist), one whose CCV read 14 % high and waits for a corrective
-    action (the QC worklist card)."""
+    """The latest working day at the ICP-MS (the metals keep 14 days): one batch running with half
+    its results typed in (the analyst's worklist), one whose CCV read 14 % high and waits for a
+    corrective action (the QC worklist card)."""
     session, analyst = demo.session, demo.user("analyst")
-    waiting = [s for r in rounds if r.days_ago < 14 for s in r.with_parameter(session, "Cu")]
+    afternoon = last_working_afternoon(lab_calendar(session), utcnow())
+    waiting = [s for r in rounds if r.days_ago < 14 and r.received_at <= afternoon - timedelta(hours=3)
+               for s in r.with_parameter(session, "Cu")]
     if len(waiting) < 2:
         return
-    now = utcnow()
     halves = (waiting[: len(waiting) // 2], waiting[len(waiting) // 2:])
     for n, samples in enumerate(halves):
-        built = now - timedelta(hours=4 - n * 2)
+        built = afternoon - timedelta(hours=2 - n * 2)
         batch = _icpms_batch(demo, samples, 0, built)
         positions = _positions(session, batch)
         rng = random.Random(f"{SEED}|today|{n}")

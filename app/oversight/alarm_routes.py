@@ -49,6 +49,8 @@ MAX_API_PAGE = 200
 
 STATE_NAMES = {"active": N_("open or under investigation"), "open": N_("open"),
                "investigating": N_("under investigation"), "dismissed": N_("dismissed"), "confirmed": N_("confirmed")}
+TRIGGER_NAMES = {"cli": N_("command line"), "schedule": N_("scheduled"), "submission": N_("batch signed"),
+                 "page": N_("requested on this page")}
 ACTION_NAMES = {"data_corrected": N_("data corrected"), "reanalysed": N_("reanalysed"),
                 "report_amended": N_("report amended"), "referred": N_("referred")}
 
@@ -196,7 +198,8 @@ def _rules_page(request: Request, session: Session, *, error: DomainError | None
         {row.set_by_id for rows in histories.values() for row in rows} or {0})))}
     return _show(request, "oversight/anomaly_rules.html", {
         "rules": rules, "settings": settings, "histories": histories, "people": people,
-        "scans": anomalies.latest_scans(session), "scan_counts": anomalies.scan_counts, "form": form or {}},
+        "scans": anomalies.latest_scans(session), "scan_counts": anomalies.scan_counts,
+        "trigger_names": TRIGGER_NAMES, "form": form or {}},
                  error=error)
 
 

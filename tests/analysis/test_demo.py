@@ -169,3 +169,23 @@ def test_loading_the_demo_twice_adds_nothing_anywhere(analysis_db: Demo) -> None
     assert before["analysis_batch"] >= 30 and before["analysis_result"] > 300
     analysis_db.load_again()
     assert row_counts(analysis_db.db) == before
+
+
+def test_the_demo_bench_day_is_a_working_afternoon_whenever_it_is_loaded():
+    """Today's ICP-MS work happens at 11:30–14:30 lab time on the latest working day: loaded at
+    night or at a weekend, the demo has no bulk off-hours entry (A12) of its own making."""
+    from datetime import UTC, datetime
+
+    from app.analysis.demo import last_working_afternoon
+    from app.core.labtime import LabCalendar
+
+    calendar = LabCalendar()  # Asia/Shanghai
+
+    def at(local: str) -> datetime:
+        return datetime.fromisoformat(local).replace(tzinfo=calendar.tz).astimezone(UTC)
+
+    for now, expected in (("2026-12-02 15:00", "2026-12-02 13:30"),  # Wednesday afternoon: today
+                          ("2026-12-02 14:00", "2026-12-01 13:30"),  # not an hour after: the day before
+                          ("2026-12-05 03:00", "2026-12-04 13:30"),  # Saturday night: Friday
+                          ("2026-12-07 09:00", "2026-12-04 13:30")):  # Monday morning: Friday
+        assert last_working_afternoon(calendar, at(now)) == at(expected), now
