@@ -804,6 +804,17 @@ def export_package(session: Session, settings: Settings, report_no: str, out: Pa
     return PackageSummary(report.report_no, out, len(writer.entries), events, out.stat().st_size, manifest_sha)
 
 
+def record_export(session: Session, summary: PackageSummary, operator: str) -> None:
+    """Keep in the audit trail that a record package left the system: which report, when, the
+    package's manifest hash (which names every entry's), and who ran the export on this machine
+    (the CLI has no signed-in user: the operating-system account)."""
+    report = report_by_no(session, summary.report_no)
+    audit.append(session, None, "report.archive_exported", "report", report.id, None, {
+        "report_no": report.report_no, "file": summary.path.name, "entries": summary.entries,
+        "audit_events": summary.events, "size": summary.size, "manifest_sha256": summary.manifest_sha256,
+        "operator": operator[:100]})
+
+
 def _lab_certificates(settings: Settings) -> list[tuple[str, bytes]]:
     """(SHA-256 of the DER, PEM) of each certificate a report signature of this lab may chain to."""
     from cryptography import x509

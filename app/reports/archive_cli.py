@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -19,7 +20,7 @@ def archive_export(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from app.cli import _database, _domain_guard, _fail, _settings, console, err
-    from app.reports.archive import export_package
+    from app.reports.archive import export_package, record_export
 
     if output.exists() and not force:
         _fail(f"{output} exists; use --force to overwrite it.")
@@ -36,9 +37,23 @@ def archive_export(
             bar.update(task, description=label[-40:], completed=done, total=total)
 
         summary = _domain_guard(lambda: export_package(session, settings, report_no, output, progress))
+    with db.transaction() as session:
+        record_export(session, summary, _operator())
     console.print(f"{summary.report_no}: {summary.entries} entries, {summary.events} audit events, "
                   f"{summary.size} bytes written to {summary.path}", soft_wrap=True)
     console.print(f"manifest SHA-256 {summary.manifest_sha256}", soft_wrap=True)
+
+
+def _operator() -> str:
+    """Who runs the CLI: the operating-system account and host."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no account name in a bare container
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 @archive_app.command("verify")

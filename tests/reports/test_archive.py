@@ -592,7 +592,7 @@ def lims(env: dict[str, str], *args: str):
     return result
 
 
-def test_cli_exports_refuses_to_overwrite_and_verifies(cli_env, issued, tmp_path):
+def test_cli_exports_refuses_to_overwrite_and_verifies(cli_env, db, issued, tmp_path):
     out = tmp_path / "pkg.zip"
     done = lims(cli_env, "archive", "export", issued.report.report_no, "-o", str(out))
     assert done.exit_code == 0, done.output
@@ -606,6 +606,15 @@ def test_cli_exports_refuses_to_overwrite_and_verifies(cli_env, issued, tmp_path
 
     verified = lims(cli_env, "archive", "verify", str(out))
     assert (verified.exit_code, verified.output.strip()) == (0, f"intact ({entries} entries)")
+    # each export is kept in the audit trail: which package (its manifest hash) and who ran it
+    with db.reading() as session:
+        exported = session.scalars(select(AuditEvent).where(AuditEvent.action == "report.archive_exported")
+                                   .order_by(AuditEvent.seq)).all()
+        recorded = [e.after_data for e in exported]
+        assert audit.verify_chain(session, None).ok
+    assert len(recorded) == 2 and all(r["report_no"] == issued.report.report_no for r in recorded)
+    assert recorded[-1]["manifest_sha256"] == hashlib.sha256(zipfile.ZipFile(out).read("manifest.json")).hexdigest()
+    assert "@" in recorded[-1]["operator"] and recorded[-1]["file"] == "pkg.zip"
 
     name = f"records/samples/{issued.reportable.samples[0].sample_no}/field.json"
     bad = rewrite(out, tmp_path / "bad.zip", one_byte_changed(name))
