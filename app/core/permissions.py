@@ -89,6 +89,8 @@ class Permission(StrEnum):
     REPORTS_REVIEW = "reports.review"
     REPORTS_APPROVE = "reports.approve"
     REPORTS_AMEND = "reports.amend"
+    # queue the digital signing again after a failure (the approving signatory or the QM: issue.retry_issue)
+    REPORTS_RETRY_ISSUE = "reports.retry_issue"
     SCOPES_MANAGE = "reports.scopes"
     SCOPES_APPROVE = "reports.scopes_approve"
     # oversight (issue 10). The interference log (干预留痕): any lab user files a record and adds
@@ -143,7 +145,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
                                                     Permission.REPORTS_PREPARE},
     Role.CHECKER: EVERY_USER | REVIEWS_DATA | {Permission.REPORTS_CHECK},
     Role.REVIEWER: EVERY_USER | REVIEWS_DATA | {Permission.REPORTS_REVIEW},
-    Role.SIGNATORY: EVERY_USER | REVIEWS_DATA | {Permission.REPORTS_APPROVE},
+    Role.SIGNATORY: EVERY_USER | REVIEWS_DATA | {Permission.REPORTS_APPROVE, Permission.REPORTS_RETRY_ISSUE},
     Role.QUALITY_MANAGER: EVERY_USER
     | {
         Permission.USERS_READ,
@@ -158,6 +160,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.HOLDING_DEVIATION,
         Permission.QC_RULES,
         Permission.REPORTS_AMEND,
+        Permission.REPORTS_RETRY_ISSUE,
         Permission.SCOPES_APPROVE,
     }
     | OVERSIGHT_READ

@@ -324,8 +324,6 @@ def _record_failure(db: Database, report_id: int, reason: str) -> None:
 def retry_issue(session: Session, actor: User, report: Report) -> Job:
     """Queue the signing again after a failure: the signatory who approved it, or the QM."""
     report = _locked(session, report)
-    if report.state != ReportState.APPROVED.value:
-        raise errors.ReportNotAwaitingIssue(report_no=report.report_no, state=report.state)
     signatory = approver(session, report)
     if not ((signatory is not None and signatory.id == actor.id
              and has_permission(session, actor.id, Permission.REPORTS_APPROVE))
@@ -333,6 +331,8 @@ def retry_issue(session: Session, actor: User, report: Report) -> Job:
         if Role.INSPECTOR in roles_at(session, actor.id):
             raise InspectorReadOnly(permission=Permission.REPORTS_AMEND.value)
         raise errors.RetryNotAllowed(permission=Permission.REPORTS_AMEND.value)
+    if report.state != ReportState.APPROVED.value:
+        raise errors.ReportNotAwaitingIssue(report_no=report.report_no, state=report.state)
     if _active(session, report, SIGN_JOB) is not None:
         raise errors.IssueInProgress(report_no=report.report_no)
     job = enqueue(session, SIGN_JOB, "report", report.id, {"signatory_id": signatory.id if signatory else None},

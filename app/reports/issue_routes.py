@@ -75,6 +75,7 @@ def panel_context(session: Session, report: Report, user: User, permissions: fro
         "polling": active is not None, "rendered_for": people.get(report.rendered_for_id),
         "rendered_for_me": bool(report.rendered_pdf_sha256) and report.rendered_for_id == user.id and rendered_today,
         "rendered_today": rendered_today, "can_approve": can_approve,
+        "can_retry": Permission.REPORTS_RETRY_ISSUE in permissions,
         "can_amend": Permission.REPORTS_AMEND in permissions,
         "verify_url": verify_url(_public_base(session), report.verify_token) if report.pdf_sha256 else "",
         "superseded_by": related.get(report.superseded_by_id), "amends": related.get(report.amends_id),
@@ -144,8 +145,9 @@ def post_approve(request: Request, session: DbSession, report_no: ReportNo, pass
 
 @router.post("/reports/{report_no}/retry-issue", include_in_schema=False)
 def post_retry(request: Request, session: DbSession, report_no: ReportNo,
-               user: User = require(Permission.REPORTS_APPROVE)) -> Response:
-    """Queue the digital signing again after a failure (the service also lets the QM do it)."""
+               user: User = require(Permission.REPORTS_RETRY_ISSUE)) -> Response:
+    """Queue the digital signing again after a failure: the approving signatory or the quality
+    manager (the service checks which signatory)."""
     _, error = attempt(session, lambda: issue.retry_issue(session, user, _report(session, report_no)))
     return _after(request, session, report_no, user, error)
 

@@ -104,6 +104,24 @@ def test_failed_signing_shows_the_reason_and_retry(db, client, reportable, setti
     assert answer.status_code == 200 and fresh(db, report).state == "issued" and 'id="issued"' in answer.text
 
 
+def test_the_quality_manager_retries_from_the_page_and_a_reviewer_is_refused(db, client, reportable, settings,
+                                                                             users, tmp_path):
+    cast = reportable
+    report = render(db, cast.signatory, reviewed_report(db, cast))
+    settings.report_pkcs12_file = tmp_path / "gone.p12"
+    approve(db, cast.signatory, report)
+    token = login(client, cast.reviewer.username)
+    assert 'id="retry-form"' not in client.get(f"/reports/{report.report_no}/issue-panel").text
+    refused = client.post(f"/reports/{report.report_no}/retry-issue", data={"csrf_token": token}, headers=HTMX)
+    assert refused.status_code == 403 and fresh(db, report).state == "approved"
+    client.cookies.clear()
+    token = login(client, users["quality_manager"].username)
+    assert 'id="retry-form"' in client.get(f"/reports/{report.report_no}/issue-panel").text
+    settings.report_pkcs12_file = None
+    answer = client.post(f"/reports/{report.report_no}/retry-issue", data={"csrf_token": token}, headers=HTMX)
+    assert answer.status_code == 200 and fresh(db, report).state == "issued"
+
+
 def test_amend_and_withdraw_forms(db, client, reportable, users):
     cast = reportable
     report = make_report(db, cast.preparer, cast.samples, state="issued")
