@@ -20,6 +20,14 @@ from tests.conftest import make_user, race
 from tests.reports.conftest import grant_signatory_scope
 
 TODAY = DEFAULT_CALENDAR.today()  # the lab day (Asia/Shanghai), not the machine's
+
+
+@pytest.fixture(autouse=True)
+def _lab_today() -> None:
+    """Read the lab day when each test starts, not at collection: a run that crosses the lab's
+    midnight (16:00 UTC) would otherwise ask for yesterday's scopes."""
+    global TODAY
+    TODAY = DEFAULT_CALENDAR.today()
 NH3N = ("NH3-N", "HJ 535-2009", "water")
 
 
