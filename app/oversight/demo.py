@@ -26,7 +26,10 @@ audit trail the time of loading). After the reports demo, which it leaves as it 
   observation on one of the picks, and the quality manager responds.
 
 None of it touches the samples of the reports awaiting review (BG2026-0008 … 0010): their review
-checklists are as the reports demo left them. Deterministic (random.Random with a fixed seed; the
+checklists are as the reports demo left them. (The demo's readings are random: on some days of
+loading the quarter's last digits trip the digit-preference screen, A05, over the analyst's NH3-N
+work, those reports' samples included; the quality manager dismisses it with what was checked,
+and their checklists list it as dismissed.) Deterministic (random.Random with a fixed seed; the
 draw's seed is recorded). Idempotent: if the interference record of the demo official exists,
 the oversight demo is there.
 """
@@ -448,6 +451,15 @@ def _dispositions(demo: _Oversight) -> None:
                 "times. The samples are past their 24 h holding time and cannot be rerun: the batch's NH3-N results "
                 "are void and not reported; the analyst is referred to the technical manager for retraining.",
                 [ConfirmedAction.REFERRED.value])
+    for screen in _alarms(session, "A05"):  # not planted: the demo's random readings, by chance
+        with demo.acts.then(demo.acts.at(1, 16, 20)):
+            anomalies.dismiss_alarm(
+                session, quality, screen,
+                "已核查：本季度该分析员各批次的分光光度计打印条与工作单逐行比对，吸光度与录入一致，校准曲线和质控均合格。"
+                "末位数字检验是筛查（p < 0.01，约百分之一的季度会偶然触发），未发现编造迹象。/ Checked: the quarter's "
+                "worksheets compared line by line with the photometer printouts; absorbances as entered, curves and "
+                "QC in order. The digit test is a screen (p < 0.01: about one quarter in a hundred by chance); no "
+                "sign of invented numbers.")
     station = _routine_alarm(session, _alarms(session, "A13"))
     if station is not None:
         with demo.acts.then(demo.acts.at(1, 11, 15)):

@@ -237,6 +237,9 @@ def test_an_old_sample_keeps_the_version_it_was_evaluated_under(db, technical, a
     monkeypatch.setattr(limits, "builtin_rows", lambda b: changed if b is BUILTINS[0] else original(b))
     assert load_builtins(db, technical) == [("GB 3838-2002", 2)]
     new = lake_sample(db, technical, lake, prefix="JC-W10-261204")
+    with db.transaction() as session:  # collected today in the lab's calendar, even just after its midnight
+        session.execute(update(Sample).where(Sample.id == new.id).values(
+            collected_at=db.calendar.start_of(db.calendar.today())))
     record_results(db, analyst, water_method.id, new, [("NH3-N", "0.12", "mg/L")])
     with db.reading() as session:
         [again] = evaluation.evaluate_results_of_sample(session, old.id)

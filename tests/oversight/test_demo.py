@@ -121,7 +121,10 @@ def test_dispositions_by_the_quality_manager(oversight_db: Demo) -> None:
     quality = oversight_db.users["quality"].id
     with oversight_db.db.reading() as session:
         alarms = {a.id: a for a in _alarms(session)}
-        states = [a.state for a in alarms.values()]
+        # the digit screen (A05), when the demo's random readings trip it, is dismissed as checked
+        screens = {a.id for a in alarms.values() if a.rule_code == "A05"}
+        assert all(alarms[i].state == "dismissed" for i in screens)
+        states = [a.state for a in alarms.values() if a.id not in screens]
         assert states.count("dismissed") == 1 and states.count("confirmed") == 1
         assert states.count("investigating") == 1 and states.count("open") >= 1
         steps = session.scalars(select(AlarmDisposition).order_by(AlarmDisposition.id)).all()
@@ -130,7 +133,7 @@ def test_dispositions_by_the_quality_manager(oversight_db: Demo) -> None:
         (confirmed,) = [s for s in final.values() if s.to_state == "confirmed"]
         assert alarms[confirmed.alarm_id].rule_code == "A03" and json.loads(confirmed.actions) == ["referred"]
         assert [s.to_state for s in steps if s.alarm_id == confirmed.alarm_id] == ["investigating", "confirmed"]
-        (dismissed,) = [s for s in final.values() if s.to_state == "dismissed"]
+        (dismissed,) = [s for s in final.values() if s.to_state == "dismissed" and s.alarm_id not in screens]
         assert alarms[dismissed.alarm_id].rule_code == "A18"
         (investigating,) = [a for a in alarms.values() if a.state == "investigating"]
         assert investigating.rule_code == "A13"
@@ -189,7 +192,10 @@ def test_no_alarm_touches_the_reports_under_way_and_the_reviewed_one_can_be_appr
                      if r.state in (ReportState.SUBMITTED.value, ReportState.CHECKED.value,
                                     ReportState.REVIEWED.value)]
         assert {r.state for r in under_way} == {"submitted", "checked", "reviewed"}
-        touched = set(session.scalars(select(AlarmSample.sample_id)))
+        # a dismissed alarm is listed with its reason and holds nothing (the digit screen, A05, may
+        # flag the analyst's quarter on some days of loading: app.oversight.demo dismisses it)
+        touched = set(session.scalars(select(AlarmSample.sample_id).join(
+            AnomalyAlarm, AnomalyAlarm.id == AlarmSample.alarm_id).where(AnomalyAlarm.state != "dismissed")))
         for report in under_way:
             covered = set(session.scalars(select(ReportSample.sample_id).where(ReportSample.report_id == report.id)))
             assert not covered & touched, report.report_no
