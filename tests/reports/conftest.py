@@ -18,6 +18,7 @@ from sqlalchemy import update
 
 from app.analysis.models import MethodVersion
 from app.core.db import Database, utcnow
+from app.core.labtime import DEFAULT_CALENDAR
 from app.people.models import User
 from app.reports.models import Report, ReportSample, ReportState, SignatoryScope
 from app.samples.models import Sample
@@ -34,6 +35,17 @@ uv = analysis_fixtures.uv
 nh3n_method = analysis_fixtures.nh3n_method
 
 __all__ = ["Reportable", "make_report", "grant_signatory_scope", "reportable_samples"]
+
+
+@pytest.fixture(autouse=True)
+def _lab_today(request: pytest.FixtureRequest) -> None:
+    """A module here that keeps the lab day (Asia/Shanghai, not the machine's) in a module-level
+    TODAY reads it again as each test starts, not only at collection: a run that crosses the lab's
+    midnight (16:00 UTC) would otherwise ask for yesterday's scopes. A module that pins TODAY to a
+    fixed date says so with `TODAY_IS_FIXED = True`."""
+    module = request.module
+    if hasattr(module, "TODAY") and not getattr(module, "TODAY_IS_FIXED", False):
+        module.TODAY = DEFAULT_CALENDAR.today()
 
 
 @dataclass

@@ -25,6 +25,7 @@ from tests.analysis.qc_fixtures import enter
 from tests.reports.conftest import make_report
 
 TODAY = date(2026, 12, 4)
+TODAY_IS_FIXED = True  # a fixed day for the rendered documents (tests/reports/conftest.py)
 RESULT_ROW = re.compile(r"^\s*(\S+)\s+(mg/L|℃|无量纲|μS/cm|个/L)\s+[\d.]+\s+\S")
 PAGE_OF = re.compile(r"(?:第\s*(\d+)\s*页\s*/?\s*共\s*(\d+)\s*页|Page (\d+) of (\d+))")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from app.core.audit import AuditEvent
@@ -17,15 +16,8 @@ from app.core.labtime import DEFAULT_CALENDAR
 from app.reports.models import AccreditationCertificate, AccreditationItem, SignatoryScope
 from tests.conftest import login
 
-TODAY = DEFAULT_CALENDAR.today()  # the lab day (Asia/Shanghai), not the machine's
+TODAY = DEFAULT_CALENDAR.today()  # the lab day; tests/reports/conftest.py reads it again per test
 
-
-@pytest.fixture(autouse=True)
-def _lab_today() -> None:
-    """Read the lab day when each test starts, not at collection: a run that crosses the lab's
-    midnight (16:00 UTC) would otherwise ask for yesterday's scopes."""
-    global TODAY
-    TODAY = DEFAULT_CALENDAR.today()
 CSV = b"parameter,method_code,matrix\r\nNH3-N,HJ 535-2009,water\r\nCOD,HJ 828-2017,water\r\n"
 
 

@@ -19,15 +19,8 @@ from app.reports.models import AccreditationCertificate, AccreditationItem, Sign
 from tests.conftest import make_user, race
 from tests.reports.conftest import grant_signatory_scope
 
-TODAY = DEFAULT_CALENDAR.today()  # the lab day (Asia/Shanghai), not the machine's
+TODAY = DEFAULT_CALENDAR.today()  # the lab day; tests/reports/conftest.py reads it again per test
 
-
-@pytest.fixture(autouse=True)
-def _lab_today() -> None:
-    """Read the lab day when each test starts, not at collection: a run that crosses the lab's
-    midnight (16:00 UTC) would otherwise ask for yesterday's scopes."""
-    global TODAY
-    TODAY = DEFAULT_CALENDAR.today()
 NH3N = ("NH3-N", "HJ 535-2009", "water")
 
 
@@ -455,10 +448,10 @@ def _end(db, actor, scope, reason="调离", end_on=None) -> SignatoryScope:
         return row
 
 
-def _in_scope(db, user, method_id, on=TODAY) -> bool:
+def _in_scope(db, user, method_id, on: date | None = None) -> bool:
     try:
         with db.reading() as session:
-            scopes.assert_signatory_in_scope(session, user, [("NH3-N", method_id, "water")], on)
+            scopes.assert_signatory_in_scope(session, user, [("NH3-N", method_id, "water")], on or TODAY)
     except DomainError as error:
         assert error.code == "signatory_out_of_scope"
         return False
