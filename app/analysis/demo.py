@@ -23,7 +23,8 @@ services as the demo users would, at the times the acts happened (app.samples.la
   one ICP-MS batch imported from a MassHunter batch table built here, one NH3-N batch whose spike
   recovered ~72 % (rerun after the corrective action, then signed), and the quality manager's
   baselines of the NH3-N spike and QC-sample charts from their first 20 points.
-- Today: two ICP-MS batches of the week's metals samples (metals keep 14 days), one running with
+- The latest working afternoon: two ICP-MS batches of the last two weeks' metals samples (every
+  round of those weeks has a metals section; metals keep 14 days), one running with
   half its results entered (the analyst's worklist) and one whose CCV failed and waits for a
   corrective action (the QC card).
 
